@@ -126,12 +126,12 @@ def test_signature_is_uppercase_hex_of_sha256() -> None:
     int(signature, 16)
 
 
-KEYS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1)
+KEYS = st.text(alphabet=st.characters(codec="utf-8"), min_size=1)
 ID_ARRAYS = st.lists(st.integers(min_value=0, max_value=2**53), max_size=5).map(
     lambda ids: json.dumps([str(i) for i in ids], separators=(",", ":"))
 )
 VALUES = st.one_of(
-    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))),
+    st.text(alphabet=st.characters(codec="utf-8")),
     ID_ARRAYS,
     st.sampled_from(["2023-11-01T00:00:00+08:00", "Hết hàng \u2013 สินค้าหมด ✓", "a b+c&d=e"]),
 )
