@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 
 from lazcancel.embedded_redis import RedisServer, free_port
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
