@@ -1,1 +1,4 @@
-"""The job functions arq runs: batch chunks and sweeps. They get their client and store from the job context."""
+"""The work arq runs: batch chunks through the cancel flow, and sweeps.
+
+Jobs receive their client and store through the job context; they never start anything.
+"""

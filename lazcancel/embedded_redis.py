@@ -1,7 +1,8 @@
 """A private redis-server process: started when REDIS_URL is unset, and by the tests.
 
-It finds the binary on PATH, else the one the ``redis-server`` PyPI package ships, listens on a
-unix socket (or a loopback port) in a private temporary directory, and keeps nothing on disk.
+It finds the binary on PATH, else the one the ``redis-server`` PyPI package ships, and listens on
+a unix socket (or a loopback port). With a data directory it keeps its data there (append-only
+file), so results outlive the command; without one it keeps nothing.
 """
 
 from __future__ import annotations
@@ -47,10 +48,20 @@ class RedisServer:
     ``port=None`` listens on a unix socket only; a port listens on 127.0.0.1 only.
     """
 
-    def __init__(self, *, port: int | None = None, startup_timeout: float = 10.0) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="lazcancel-redis-")
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        self._tmp = (
+            tempfile.TemporaryDirectory(prefix="lazcancel-redis-") if data_dir is None else None
+        )
+        self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.persistent = data_dir is not None
         self.port = port
-        self.socket_path = Path(self._dir.name) / "redis.sock"
+        self.socket_path = self.data_dir / "redis.sock"
         self._timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -63,15 +74,16 @@ class RedisServer:
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         args = [
             find_redis_server(),
             "--port", str(self.port or 0),
             "--bind", "127.0.0.1",
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
-            "--dir", self._dir.name,
+            "--dir", str(self.data_dir),
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.persistent else "no",
             "--daemonize", "no",
             "--loglevel", "warning",
         ]  # fmt: skip
@@ -92,6 +104,10 @@ class RedisServer:
             time.sleep(0.02)
         self.stop()
         raise SettingsError(f"redis-server did not answer within {self._timeout:.0f} s")
+
+    def answering(self) -> bool:
+        """True when a server already listens on this data directory's socket."""
+        return self._ping()
 
     def _ping(self) -> bool:
         try:
@@ -122,7 +138,8 @@ class RedisServer:
 
     def close(self) -> None:
         self.stop()
-        self._dir.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def __enter__(self) -> RedisServer:
         self.start()

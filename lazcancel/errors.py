@@ -43,7 +43,11 @@ class LazadaError(LazcancelError):
         self.attempts = attempts
 
     def __str__(self) -> str:
-        return f"{self.api} {self.code}: {self.message}" if self.api else f"{self.code}: {self.message}"
+        return (
+            f"{self.api} {self.code}: {self.message}"
+            if self.api
+            else f"{self.code}: {self.message}"
+        )
 
 
 class TransientError(LazadaError):

@@ -76,3 +76,30 @@ class TokenSet:
     refresh_token: str = field(repr=False)
     expires_in: int
     refresh_expires_in: int
+
+
+class Outcome(StrEnum):
+    CANCELLED = "cancelled"
+    WOULD_CANCEL = "would_cancel"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemResult:
+    """The recorded outcome of one order item (or of an order whose items were never known)."""
+
+    order_id: str
+    order_item_id: str | None
+    outcome: Outcome
+    code: str | None = None
+    message: str | None = None
+    sku: str | None = None
+    status: str | None = None
+    request_id: str | None = None
+    attempts: int = 0
+    updated_at: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.order_id}:{self.order_item_id or ''}"

@@ -261,7 +261,7 @@ def _get(doc: Mapping[str, Any], dotted: str, kind: type, default: Any) -> Any:
     value = doc[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise SettingsError(f"{dotted} must be {kind.__name__}, got {value!r}")
     return value
 

@@ -1,0 +1,560 @@
+"""The per-order cancel flow, run by arq one chunk of at most 50 orders at a time.
+
+Steps: fetch the chunk's items (one batched read), choose items, validate, pick the reason,
+claim the cancel intent, cancel, confirm by re-reading, record. It receives the client and the
+store through the job context and knows nothing of how the worker was started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import structlog
+
+from jobs.choose import CANCELED, choose_items, skip
+from lazcancel.client import LazadaClient
+from lazcancel.errors import (
+    AuthError,
+    BusinessError,
+    ConfigurationError,
+    LazadaError,
+    OutcomeUnknownError,
+)
+from lazcancel.models import CancelTip, ItemResult, OrderItem, Outcome, ReasonOption, Verdict
+from lazcancel.store import BatchSpec, BatchStore, Selection
+
+CHUNK_SIZE = 50  # GetMultipleOrderItems takes at most 50 order ids per call.
+
+log = structlog.get_logger(__name__)
+
+
+class Budget(Protocol):
+    """The daily allowance of seller cancellations (lazcancel.budget)."""
+
+    async def reserve(self, seller: str, count: int) -> int: ...
+    async def release(self, seller: str, count: int) -> None: ...
+
+
+@dataclass(kw_only=True)
+class FlowDeps:
+    """What the flow needs from the runtime; the worker builds it once per process."""
+
+    store: BatchStore
+    client_for: Callable[[str], LazadaClient]
+    cancellable: Collection[str]
+    order_slots: asyncio.Semaphore
+    budget: Budget | None = None
+    confirm_rounds: int = 4
+    confirm_delay: float = 0.5
+    create_attempts: int = 3
+    intent_grace: float = 300.0
+
+
+class Halt(Exception):
+    """A configuration error: stop calling Lazada for this batch."""
+
+    def __init__(self, error: LazadaError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(slots=True)
+class Pending:
+    """Items a create was sent for, waiting for a re-read to show them canceled."""
+
+    order_id: str
+    items: list[OrderItem]
+    reason_id: str
+    tip: CancelTip | None
+    error: LazadaError | None
+    creates: int = 1
+
+
+@dataclass(slots=True)
+class ChunkTally:
+    orders: int = 0
+    created: int = 0
+    pending: list[Pending] = field(default_factory=list)
+
+
+async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[str, int]:
+    """arq job: run the flow for chunk ``index`` of batch ``batch_id``."""
+    deps: FlowDeps = ctx["flow"]
+    spec = await deps.store.spec(batch_id)
+    if spec is None:
+        log.warning("batch_missing", batch_id=batch_id, chunk=index)
+        return {}
+    with structlog.contextvars.bound_contextvars(
+        batch_id=batch_id, seller=spec.seller, chunk=index
+    ):
+        tally = await ChunkRun(deps, spec, index).run()
+        last = await deps.store.chunk_finished(batch_id)
+        log.info("chunk_done", orders=tally.orders, created=tally.created, last=last)
+        if last:
+            log.info("batch_finished")
+    return {"orders": tally.orders, "created": tally.created}
+
+
+class ChunkRun:
+    def __init__(self, deps: FlowDeps, spec: BatchSpec, index: int) -> None:
+        self.deps = deps
+        self.spec = spec
+        self.index = index
+        self.store = deps.store
+        self.client = deps.client_for(spec.seller)
+        self.tally = ChunkTally()
+
+    async def run(self) -> ChunkTally:
+        batch_id = self.spec.batch_id
+        await self.store.mark_running(batch_id)
+        orders = await self.store.chunk_orders(batch_id, self.index, CHUNK_SIZE)
+        done = await self.store.orders_done(batch_id, [o for o, _ in orders])
+        todo = [(o, sel) for o, sel in orders if o not in done]
+        self.tally.orders = len(todo)
+        if not todo or await self._stopped([o for o, _ in todo]):
+            return self.tally
+
+        try:
+            items_by_order = await self.client.get_multiple_order_items([o for o, _ in todo])
+        except LazadaError as exc:
+            await self._fail_orders([o for o, _ in todo], exc)
+            return self.tally
+
+        await asyncio.gather(
+            *(self._order(order_id, sel, items_by_order.get(order_id)) for order_id, sel in todo)
+        )
+        await self._confirm()
+        await self.store.mark_orders_done(batch_id, [o for o, _ in todo])
+        return self.tally
+
+    # -- control -----------------------------------------------------------------------------
+
+    async def _stopped(self, order_ids: Sequence[str]) -> bool:
+        """Record order-level rows and return True when the batch is aborting or halted."""
+        state, halted = await self.store.control(self.spec.batch_id)
+        if state in {"aborting", "aborted"}:
+            await self._record(
+                [_order_row(o, Outcome.SKIPPED, "aborted", "batch aborted") for o in order_ids]
+            )
+        elif halted:
+            code, _, message = halted.partition(": ")
+            rows = [
+                _order_row(o, Outcome.FAILED, code, f"not attempted: {message}") for o in order_ids
+            ]
+            await self._record(rows)
+        else:
+            return False
+        await self.store.mark_orders_done(self.spec.batch_id, list(order_ids))
+        return True
+
+    async def _halt(self, exc: LazadaError) -> None:
+        first = await self.store.halt(self.spec.batch_id, f"{exc.code}: {exc.message}")
+        if first:
+            log.error(
+                "batch_halted",
+                code=exc.code,
+                api=exc.api,
+                request_id=exc.request_id,
+                error=exc.message,
+                fix="check the app key, app secret, access token and the machine clock",
+            )
+
+    async def _fail_orders(self, order_ids: Sequence[str], exc: LazadaError) -> None:
+        if isinstance(exc, ConfigurationError | AuthError):
+            await self._halt(exc)
+        rows = [
+            _order_row(o, Outcome.FAILED, exc.code, exc.message, exc.request_id, exc.attempts)
+            for o in order_ids
+        ]
+        await self._record(rows)
+        await self.store.mark_orders_done(self.spec.batch_id, list(order_ids))
+
+    async def _record(self, results: Sequence[ItemResult]) -> None:
+        await self.store.record(self.spec.batch_id, results)
+        for result in results:
+            log.info(
+                "item_" + result.outcome.value,
+                order_id=result.order_id,
+                order_item_id=result.order_item_id,
+                code=result.code,
+                request_id=result.request_id,
+            )
+
+    # -- one order ---------------------------------------------------------------------------
+
+    async def _order(
+        self, order_id: str, selection: Selection, items: list[OrderItem] | None
+    ) -> None:
+        async with self.deps.order_slots:
+            with structlog.contextvars.bound_contextvars(order_id=order_id):
+                try:
+                    await self._order_steps(order_id, selection, items)
+                except Halt as halt:
+                    await self._halt(halt.error)
+
+    async def _order_steps(
+        self, order_id: str, selection: Selection, items: list[OrderItem] | None
+    ) -> None:
+        if items is None:
+            await self._record(
+                [
+                    _order_row(
+                        order_id,
+                        Outcome.SKIPPED,
+                        "order_not_found",
+                        "Lazada does not know this order for this seller",
+                    )
+                ]
+            )
+            return
+        if not items:
+            await self._record(
+                [
+                    _order_row(
+                        order_id,
+                        Outcome.SKIPPED,
+                        "order_has_no_items",
+                        "Lazada returned no items for this order",
+                    )
+                ]
+            )
+            return
+
+        targets = await self._choose(order_id, selection, items)
+        if not targets or await self._stopped_items(targets):
+            return
+
+        tip = await self._validate(order_id, targets)
+        if tip is None:
+            return
+        reason = await self._pick_reason(targets, tip)
+        if reason is None:
+            return
+        if self.spec.dry_run:
+            await self._record(
+                [_item_row(i, Outcome.WOULD_CANCEL, None, tip.tip_content, tip) for i in targets]
+            )
+            return
+
+        targets = await self._within_budget(targets)
+        if targets and not await self._stopped_items(targets):
+            await self._create(order_id, targets, reason.reason_id)
+
+    async def _choose(
+        self, order_id: str, selection: Selection, items: list[OrderItem]
+    ) -> list[OrderItem]:
+        keys = [f"{order_id}:{i.order_item_id}" for i in items]
+        recorded = await self.store.recorded(self.spec.batch_id, keys)
+        fresh = [i for i in items if f"{order_id}:{i.order_item_id}" not in recorded]
+        canceled = [i.order_item_id for i in fresh if i.status.strip().lower() == CANCELED]
+        owners = await self.store.intent_owners(seller=self.spec.seller, item_ids=canceled)
+        ours = {item for item, owner in owners.items() if owner == self.spec.batch_id}
+
+        choice = choose_items(
+            order_id,
+            fresh,
+            selection,
+            skus=self.spec.skus,
+            cancellable=self.deps.cancellable,
+            allow_whole_package=self.spec.allow_whole_package,
+            cancelled_by_batch=ours,
+        )
+        # Items recorded on an earlier run keep their result; never decide them twice.
+        decided = [r for r in choice.decided if r.key not in recorded]
+        await self._record(decided)
+        return [i for i in choice.targets if f"{order_id}:{i.order_item_id}" not in recorded]
+
+    async def _stopped_items(self, targets: Sequence[OrderItem]) -> bool:
+        state, halted = await self.store.control(self.spec.batch_id)
+        if state in {"aborting", "aborted"}:
+            await self._record([skip(i, "aborted", "batch aborted") for i in targets])
+            return True
+        if halted:
+            code, _, message = halted.partition(": ")
+            await self._record(
+                [_item_row(i, Outcome.FAILED, code, f"not attempted: {message}") for i in targets]
+            )
+            return True
+        return False
+
+    async def _validate(self, order_id: str, targets: list[OrderItem]) -> CancelTip | None:
+        try:
+            tip = await self.client.validate_cancel(order_id, [i.order_item_id for i in targets])
+        except LazadaError as exc:
+            await self._fail_items(targets, exc)
+            return None
+        if tip.verdict is Verdict.REJECTED:
+            await self._record(
+                [_item_row(i, Outcome.SKIPPED, "rejected", tip.tip_content, tip) for i in targets]
+            )
+            return None
+        if tip.verdict is Verdict.UNKNOWN and not tip.reason_options:
+            message = f"validate answered tip_type {tip.tip_type!r} without reasons"
+            await self._record(
+                [_item_row(i, Outcome.FAILED, "upstream_error", message, tip) for i in targets]
+            )
+            return None
+        return tip
+
+    async def _pick_reason(self, targets: list[OrderItem], tip: CancelTip) -> ReasonOption | None:
+        reason = pick_reason(tip.reason_options, self.spec.reason)
+        if reason is None:
+            offered = ", ".join(f"{r.reason_name} ({r.reason_id})" for r in tip.reason_options)
+            message = f"reason {self.spec.reason!r} is not offered; offered: {offered or 'none'}"
+            await self._record(
+                [_item_row(i, Outcome.SKIPPED, "reason_not_offered", message, tip) for i in targets]
+            )
+        return reason
+
+    async def _within_budget(self, targets: list[OrderItem]) -> list[OrderItem]:
+        if self.deps.budget is None:
+            return targets
+        granted = await self.deps.budget.reserve(self.spec.seller, len(targets))
+        if granted < len(targets):
+            held = targets[granted:]
+            log.warning("budget_exhausted", held_back=len(held))
+            await self._record(
+                [
+                    skip(i, "budget_exhausted", "the seller's daily cancellation budget is used up")
+                    for i in held
+                ]
+            )
+        return targets[:granted]
+
+    async def _create(self, order_id: str, targets: list[OrderItem], reason_id: str) -> None:
+        claimed, held = await self.store.claim_intents(
+            seller=self.spec.seller,
+            batch_id=self.spec.batch_id,
+            item_ids=[i.order_item_id for i in targets],
+            grace_seconds=self.deps.intent_grace,
+        )
+        ours = [i for i in targets if held.get(i.order_item_id) == self.spec.batch_id]
+        others = [i for i in targets if i.order_item_id in held and i not in ours]
+        if others:
+            await self._record(
+                [
+                    skip(
+                        i,
+                        "in_progress_elsewhere",
+                        f"batch {held[i.order_item_id]} is cancelling this item",
+                    )
+                    for i in others
+                ]
+            )
+            await self._release_budget(len(others))
+        if ours:
+            # This batch sent a cancel before a crash: its outcome is unknown, so re-read first.
+            self.tally.pending.append(Pending(order_id, ours, reason_id, None, None, creates=1))
+        to_send = [i for i in targets if i.order_item_id in set(claimed)]
+        if to_send:
+            await self._send_create(order_id, to_send, reason_id, creates=1)
+
+    async def _send_create(
+        self, order_id: str, items: list[OrderItem], reason_id: str, *, creates: int
+    ) -> None:
+        ids = [i.order_item_id for i in items]
+        self.tally.created += len(ids)
+        try:
+            tip = await self.client.create_cancel(order_id, ids, reason_id)
+        except OutcomeUnknownError as exc:
+            log.warning("cancel_outcome_unknown", code=exc.code, request_id=exc.request_id)
+            self.tally.pending.append(Pending(order_id, items, reason_id, None, exc, creates))
+            return
+        except LazadaError as exc:
+            await self._fail_items(items, exc)
+            await self._release_budget(len(items))
+            return
+        log.info(
+            "cancel_requested", items=len(ids), request_id=tip.request_id, tip_type=tip.tip_type
+        )
+        self.tally.pending.append(Pending(order_id, items, reason_id, tip, None, creates))
+
+    async def _fail_items(self, items: Sequence[OrderItem], exc: LazadaError) -> None:
+        code = exc.code
+        if isinstance(exc, BusinessError) and exc.code == "104":
+            code = "reason_not_offered"
+        await self._record(
+            [_item_row(i, Outcome.FAILED, code, exc.message, None, exc) for i in items]
+        )
+        if isinstance(exc, ConfigurationError | AuthError):
+            raise Halt(exc)
+
+    async def _release_budget(self, count: int) -> None:
+        if self.deps.budget is not None and count:
+            await self.deps.budget.release(self.spec.seller, count)
+
+    # -- confirm -----------------------------------------------------------------------------
+
+    async def _confirm(self) -> None:
+        """Re-read until every pending item reads canceled; resend creates that never landed."""
+        while self.tally.pending:
+            current = await self._watch()
+            resend: list[Pending] = []
+            give_up: list[Pending] = []
+            for pending in self.tally.pending:
+                again, rest = self._resendable(pending, current)
+                if again:
+                    resend.append(replace(pending, items=again))
+                if rest:
+                    give_up.append(replace(pending, items=rest))
+            self.tally.pending = []
+            await self._record_unconfirmed(give_up)
+            for pending in resend:
+                log.info("cancel_resent", items=len(pending.items), create=pending.creates + 1)
+                await self._send_create(
+                    pending.order_id, pending.items, pending.reason_id, creates=pending.creates + 1
+                )
+
+    async def _watch(self) -> dict[str, OrderItem]:
+        """Confirm rounds with growing pauses; returns the last statuses read."""
+        current: dict[str, OrderItem] = {}
+        for round_ in range(self.deps.confirm_rounds):
+            if round_:
+                await asyncio.sleep(self.deps.confirm_delay * 2 ** (round_ - 1))
+            snapshot = await self._reread({p.order_id for p in self.tally.pending})
+            if snapshot is None:
+                continue
+            current = snapshot
+            self.tally.pending = await self._settle(self.tally.pending, snapshot)
+            if not self.tally.pending:
+                break
+        return current
+
+    def _resendable(
+        self, pending: Pending, current: dict[str, OrderItem]
+    ) -> tuple[list[OrderItem], list[OrderItem]]:
+        """Split items into those whose create may be sent again, and those to give up on.
+
+        Only a create whose outcome was unknown is resent, only for items that a fresh read
+        shows still cancellable: a create Lazada answered is never repeated.
+        """
+        if pending.tip is not None or pending.creates >= self.deps.create_attempts:
+            return [], pending.items
+        again = [
+            i
+            for i in pending.items
+            if i.order_item_id in current
+            and current[i.order_item_id].status.strip().lower() in self.deps.cancellable
+        ]
+        return again, [i for i in pending.items if i not in again]
+
+    async def _reread(self, order_ids: Collection[str]) -> dict[str, OrderItem] | None:
+        try:
+            by_order = await self.client.get_multiple_order_items(sorted(order_ids))
+        except LazadaError as exc:
+            log.warning("confirm_read_failed", code=exc.code, request_id=exc.request_id)
+            return None
+        return {i.order_item_id: i for items in by_order.values() for i in items}
+
+    async def _settle(self, waiting: list[Pending], current: dict[str, OrderItem]) -> list[Pending]:
+        still: list[Pending] = []
+        for pending in waiting:
+            done: list[ItemResult] = []
+            rest: list[OrderItem] = []
+            for item in pending.items:
+                now = current.get(item.order_item_id, item)
+                if now.status.strip().lower() == CANCELED:
+                    done.append(_cancelled_row(item, pending))
+                else:
+                    rest.append(item)
+            await self._record(done)
+            if not rest:
+                continue
+            if pending.tip is not None and pending.tip.verdict is Verdict.REJECTED:
+                # The status read after the create is the ground truth (lazada-api.md §16).
+                await self._record(
+                    [
+                        _item_row(
+                            i, Outcome.FAILED, "rejected", pending.tip.tip_content, pending.tip
+                        )
+                        for i in rest
+                    ]
+                )
+                continue
+            still.append(replace(pending, items=rest))
+        return still
+
+    async def _record_unconfirmed(self, pendings: list[Pending]) -> None:
+        rows: list[ItemResult] = []
+        for pending in pendings:
+            if pending.error is not None:
+                rows += [
+                    _item_row(
+                        i,
+                        Outcome.FAILED,
+                        pending.error.code,
+                        pending.error.message,
+                        None,
+                        pending.error,
+                    )
+                    for i in pending.items
+                ]
+            else:
+                message = "cancel requested, but Lazada does not show the item as canceled"
+                rows += [
+                    _item_row(i, Outcome.FAILED, "unconfirmed", message, pending.tip)
+                    for i in pending.items
+                ]
+        await self._record(rows)
+
+
+def pick_reason(options: Sequence[ReasonOption], wanted: str) -> ReasonOption | None:
+    """The option whose id equals ``wanted`` or whose name matches it ignoring case."""
+    key = wanted.strip()
+    for option in options:
+        if option.reason_id == key:
+            return option
+    folded = " ".join(key.lower().split())
+    for option in options:
+        if " ".join(option.reason_name.lower().split()) == folded:
+            return option
+    return None
+
+
+def _order_row(
+    order_id: str,
+    outcome: Outcome,
+    code: str,
+    message: str,
+    request_id: str | None = None,
+    attempts: int = 0,
+) -> ItemResult:
+    return ItemResult(
+        order_id=order_id,
+        order_item_id=None,
+        outcome=outcome,
+        code=code,
+        message=message,
+        request_id=request_id,
+        attempts=attempts,
+    )
+
+
+def _item_row(
+    item: OrderItem,
+    outcome: Outcome,
+    code: str | None,
+    message: str | None,
+    tip: CancelTip | None = None,
+    error: LazadaError | None = None,
+) -> ItemResult:
+    source = error or tip
+    return ItemResult(
+        order_id=item.order_id,
+        order_item_id=item.order_item_id,
+        sku=item.sku,
+        status=item.status,
+        outcome=outcome,
+        code=code,
+        message=message,
+        request_id=source.request_id if source else None,
+        attempts=source.attempts if source else 0,
+    )
+
+
+def _cancelled_row(item: OrderItem, pending: Pending) -> ItemResult:
+    message = pending.tip.tip_content if pending.tip else "canceled; confirmed by re-reading"
+    return _item_row(item, Outcome.CANCELLED, None, message, pending.tip, pending.error)

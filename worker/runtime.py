@@ -1,0 +1,80 @@
+"""Start-up and shutdown of what the jobs use: one Redis client, one HTTP session, one client
+and limiter per seller. Built once per process, inside its event loop, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from jobs.cancel import FlowDeps
+from lazcancel.client import LazadaClient, RetryPolicy, StaticToken, session_for
+from lazcancel.ratelimit import LocalLimiter
+from lazcancel.settings import Settings
+from lazcancel.store import BatchStore
+
+
+@dataclass(kw_only=True)
+class Runtime:
+    settings: Settings
+    redis: aioredis.Redis
+    store: BatchStore
+    session: aiohttp.ClientSession
+    clients: dict[str, LazadaClient] = field(default_factory=dict)
+    flow: FlowDeps | None = None
+
+    def client_for(self, seller: str) -> LazadaClient:
+        client = self.clients.get(seller)
+        if client is None:
+            client = self.clients[seller] = self._new_client(seller)
+        return client
+
+    def _new_client(self, name: str) -> LazadaClient:
+        seller = self.settings.seller(name)
+        return LazadaClient(
+            session=self.session,
+            api_url=seller.api_url,
+            auth_url=seller.auth_url,
+            app_key=seller.app_key,
+            app_secret=seller.app_secret,
+            tokens=StaticToken(seller.access_token),
+            limiter=LocalLimiter(rate_for=self.settings.rate_for),
+            retry=RetryPolicy(
+                attempts=self.settings.retry_attempts,
+                backoff_base=self.settings.retry_backoff_base,
+                backoff_cap=self.settings.retry_backoff_cap,
+            ),
+            seller=name,
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.redis.aclose()
+
+
+def connect_redis(url: str) -> aioredis.Redis:
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=5, health_check_interval=30
+    )
+    return client
+
+
+async def open_runtime(settings: Settings, *, redis_url: str) -> Runtime:
+    redis = connect_redis(redis_url)
+    runtime = Runtime(
+        settings=settings,
+        redis=redis,
+        store=BatchStore(redis, ttl_seconds=settings.result_ttl_seconds),
+        session=session_for(settings),
+    )
+    runtime.flow = FlowDeps(
+        store=runtime.store,
+        client_for=runtime.client_for,
+        cancellable=settings.cancellable_statuses,
+        order_slots=asyncio.Semaphore(settings.concurrency),
+        confirm_delay=settings.confirm_delay or 0.5,
+    )
+    return runtime
