@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import structlog
+from arq.worker import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.choose import CANCELED, choose_items, skip
 from lazcancel.client import LazadaClient
@@ -27,6 +30,7 @@ from lazcancel.models import CancelTip, ItemResult, OrderItem, Outcome, ReasonOp
 from lazcancel.store import BatchSpec, BatchStore, Selection
 
 CHUNK_SIZE = 50  # GetMultipleOrderItems takes at most 50 order ids per call.
+CHUNK_RETRY_DELAY = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -90,8 +94,18 @@ async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[
     with structlog.contextvars.bound_contextvars(
         batch_id=batch_id, seller=spec.seller, chunk=index
     ):
-        tally = await ChunkRun(deps, spec, index).run()
-        last = await deps.store.chunk_finished(batch_id)
+        run = ChunkRun(deps, spec, index)
+        try:
+            tally = await run.run()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Results are safe in Redis or not yet written; the rerun skips what is recorded.
+            log.warning("chunk_deferred", error=str(exc), retry_in=CHUNK_RETRY_DELAY)
+            raise Retry(defer=CHUNK_RETRY_DELAY) from exc
+        except Exception:
+            log.exception("chunk_crashed")
+            await run.fail_unfinished("internal_error", "lazcancel failed on this order; see logs")
+            tally = run.tally
+        last = await deps.store.chunk_finished(batch_id, index)
         log.info("chunk_done", orders=tally.orders, created=tally.created, last=last)
         if last:
             log.info("batch_finished")
@@ -129,6 +143,16 @@ class ChunkRun:
         await self._confirm()
         await self.store.mark_orders_done(batch_id, [o for o, _ in todo])
         return self.tally
+
+    async def fail_unfinished(self, code: str, message: str) -> None:
+        """After an unexpected error: give every order not yet finished a failed row."""
+        orders = [
+            o for o, _ in await self.store.chunk_orders(self.spec.batch_id, self.index, CHUNK_SIZE)
+        ]
+        done = await self.store.orders_done(self.spec.batch_id, orders)
+        left = [o for o in orders if o not in done]
+        await self._record([_order_row(o, Outcome.FAILED, code, message) for o in left])
+        await self.store.mark_orders_done(self.spec.batch_id, left)
 
     # -- control -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ Key schema (``{b}`` is a batch id, ``{s}`` a seller name), every key under ``laz
 - ``batch:{b}:sel`` hash: order id -> selection (``*``, or ``i:<item id>`` / ``s:<sku>`` tokens).
 - ``batch:{b}:items`` hash: ``<order id>:<item id>`` -> result record (JSON), written once.
 - ``batch:{b}:done`` set: order ids whose every item has a result.
+- ``batch:{b}:chunks`` set: indexes of the chunks that have finished.
 - ``batches`` sorted set: batch ids by creation time (housekeeping).
 - ``intent:{s}:{item id}`` string: ``<batch id> <epoch>``, set before a cancel is sent.
 
@@ -33,7 +34,7 @@ from lazcancel.models import ItemResult, Outcome
 PREFIX = "lazcancel"
 BATCH_INDEX = f"{PREFIX}:batches"
 WHOLE_ORDER = "*"
-BATCH_PARTS = ("orders", "sel", "items", "done")
+BATCH_PARTS = ("orders", "sel", "items", "done", "chunks")
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -335,12 +336,16 @@ class BatchStore:
         key = batch_key(batch_id)
         return bool(await self._retrying(lambda: self.redis.hsetnx(key, "halted", reason), "halt"))
 
-    async def chunk_finished(self, batch_id: str) -> bool:
-        """Count a finished chunk; True when it was the batch's last one."""
+    async def chunk_finished(self, batch_id: str, index: int) -> bool:
+        """Count a finished chunk once, however often it ran; True when the batch is complete."""
         script = """
-        local done = redis.call('HINCRBY', KEYS[1], 'chunks_done', 1)
-        if done >= tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0') then
-          local s = redis.call('HGET', KEYS[1], 'state')
+        redis.call('SADD', KEYS[2], ARGV[2])
+        redis.call('EXPIRE', KEYS[2], ARGV[3])
+        local done = redis.call('SCARD', KEYS[2])
+        redis.call('HSET', KEYS[1], 'chunks_done', done)
+        local s = redis.call('HGET', KEYS[1], 'state')
+        if done >= tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
+           and s ~= 'done' and s ~= 'aborted' then
           redis.call('HSET', KEYS[1], 'state', s == 'aborting' and 'aborted' or 'done',
                      'finished_at', ARGV[1])
           return 1
@@ -348,7 +353,12 @@ class BatchStore:
         return 0"""
         key = batch_key(batch_id)
         return bool(
-            await self._retrying(lambda: self.redis.eval(script, 1, key, utc_now()), "chunk")
+            await self._retrying(
+                lambda: self.redis.eval(
+                    script, 2, key, f"{key}:chunks", utc_now(), str(index), str(self.ttl)
+                ),
+                "chunk",
+            )
         )
 
     async def chunk_orders(
