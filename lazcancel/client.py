@@ -259,7 +259,7 @@ class LazadaClient:
         ``idempotent=False`` (a create) repeats only failures that certainly did not execute;
         any other transient failure becomes OutcomeUnknownError.
         """
-        attempt = 0
+        attempt = runtime_failures = 0
         refreshed = False
         while True:
             attempt += 1
@@ -273,20 +273,23 @@ class LazadaClient:
                     refreshed = True
                     await self._refresh(token, exc)
                     continue
-                budget = self._retry.attempts + int(refreshed)
-                await self._before_retry(exc, attempt, budget=budget, idempotent=idempotent)
+                if exc.code == "UnknownRuntimeException":
+                    runtime_failures += 1
+                exhausted = (
+                    attempt >= self._retry.attempts + int(refreshed)
+                    or runtime_failures >= FEW_ATTEMPTS
+                )
+                await self._before_retry(exc, attempt, exhausted=exhausted, idempotent=idempotent)
 
     async def _before_retry(
-        self, exc: LazadaError, attempt: int, *, budget: int, idempotent: bool
+        self, exc: LazadaError, attempt: int, *, exhausted: bool, idempotent: bool
     ) -> None:
         """Wait before the next attempt, or raise when ``exc`` must not be retried."""
         if not isinstance(exc, TransientError):
             self._give_up(exc)
         if not idempotent and not isinstance(exc, RateLimitedError | _NotSentError):
             self._give_up(_outcome_unknown(exc))
-        if exc.code == "UnknownRuntimeException":
-            budget = min(budget, FEW_ATTEMPTS)
-        if attempt >= budget:
+        if exhausted:
             self._give_up(exc)
 
         event = dict(api=exc.api, request_id=exc.request_id, attempt=attempt, code=exc.code)
@@ -300,6 +303,14 @@ class LazadaClient:
         await self._sleep(delay)
 
     def _give_up(self, exc: LazadaError) -> NoReturn:
+        if isinstance(exc, _NotSentError):
+            exc = TransientError(
+                exc.message,
+                code=exc.code,
+                api=exc.api,
+                request_id=exc.request_id,
+                attempts=exc.attempts,
+            )
         # A business refusal is an expected per-order outcome; anything else needs attention.
         emit = self._log.warning if isinstance(exc, BusinessError) else self._log.error
         emit(
@@ -375,19 +386,25 @@ class LazadaClient:
         return URL(f"{base}{api_path}?{urlencode(query)}", encoded=True)
 
     async def _fetch(self, url: URL, api_path: str) -> tuple[int, bytes]:
-        not_sent = False
+        # Exception texts can hold the URL, hence the token: messages name only the type.
         try:
             async with self._session.get(
                 url, allow_redirects=False, middlewares=(_no_silent_resend,)
             ) as response:
                 return response.status, await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            # The exception text holds the URL, hence the token: keep only its type.
-            failure, not_sent = type(exc).__name__, True
+            failure: LazadaError = _NotSentError(
+                f"could not connect ({type(exc).__name__})", code=UPSTREAM_ERROR, api=api_path
+            )
+        except _RequestLostError as exc:
+            failure = TransientError(
+                f"connection lost after sending ({exc})", code=UPSTREAM_ERROR, api=api_path
+            )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            failure = type(exc).__name__
-        kind = _NotSentError if not_sent else TransientError
-        raise kind(f"no answer: {failure}", code=UPSTREAM_ERROR, api=api_path)
+            failure = TransientError(
+                f"no complete answer ({type(exc).__name__})", code=UPSTREAM_ERROR, api=api_path
+            )
+        raise failure
 
     async def get_order_items(self, order_id: str) -> list[OrderItem]:
         """The items of one order; BusinessError code "16" when the seller has no such order."""
