@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import importlib.util
 import io
 import re
 import sys
 import tracemalloc
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import psutil
 import pytest
@@ -475,6 +476,42 @@ def test_reader_allocations_do_not_grow_with_the_file(tmp_path: Path) -> None:
 
     assert count == 50_000
     assert peak < 512 * 2**10
+
+
+# The example file
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _make_examples(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the module runs.
+    monkeypatch.setitem(sys.modules, "make_examples", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_file_is_what_its_generator_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    committed = (EXAMPLES / "orders.csv").read_text(encoding="utf-8")
+
+    assert _make_examples(monkeypatch).render() == committed
+
+
+def test_example_file_reads_as_valid_seller_center_rows() -> None:
+    rows = list(read_orders(EXAMPLES / "orders.csv"))
+
+    orders = [row for row in rows if isinstance(row, OrderRow)]
+    assert len(orders) == len(rows) > 2000
+    assert len({row.order_id for row in orders}) == 2000
+    assert {len(row.order_id) for row in orders} == {15, 16}
+    named = [row for row in orders if row.order_item_id]
+    assert 100 < len(named) < 500
+    assert all(row.order_item_id[-5:] == row.order_id[-5:] for row in named)  # type: ignore[index]
+    assert 50 < sum(row.sku is not None for row in orders) < 300
+    assert len({(row.order_id, row.order_item_id, row.sku) for row in orders}) < len(orders)
 
 
 # Properties
