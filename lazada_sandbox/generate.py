@@ -175,7 +175,9 @@ def _orders(
 
 def _new_order_id(rng: random.Random, ids: _Ids) -> str:
     while True:
-        candidate = _digits(rng, rng.choice((10, 10, 11))) + _digits(rng, 5)
+        # 15 or 16 digits; 16-digit ids start with 1 as real ones do, far below 2**53.
+        prefix = rng.choice((_digits(rng, 10), _digits(rng, 10), "1" + _digits(rng, 10)))
+        candidate = prefix + _digits(rng, 5)
         if candidate not in ids.used:
             return ids.take(candidate)
 
@@ -238,8 +240,9 @@ def _order(
         statuses.append(statuses[-1])
         groups.append(groups[-1])
     item_ids = named_items + _item_ids_for(rng, ids, order_id, len(statuses) - len(named_items))
-    created = now - rng.uniform(0.05, 14) * _DAY
-    updated = min(now, created + rng.uniform(0, 2) * _DAY)
+    # Whole seconds: the API's date filters and payloads have no finer resolution.
+    created = float(int(now - rng.uniform(0.05, 14) * _DAY))
+    updated = float(int(min(now, created + rng.uniform(0, 2) * _DAY)))
     packages = {g: f"FP{_digits(rng, 12)}" for g in set(groups) if g >= 0}
     items = [
         _item(
