@@ -96,10 +96,21 @@ class Gateway:
             http_status=None,
         )
         self.ledger.append(entry)
+        reply = await self._process(api, params, entry)
+        log.debug(
+            "sandbox_call",
+            api=api,
+            seller=entry.seller,
+            code=entry.code,
+            fault=entry.fault,
+            request_id=entry.request_id,
+        )
+        return reply
+
+    async def _process(self, api: str, params: dict[str, str], entry: LedgerEntry) -> Reply:
         try:
             call = self._admit(api, params, entry)
         except ApiError as err:
-            log.debug("sandbox_call_refused", api=api, code=err.code, request_id=entry.request_id)
             return self._json(entry, error_body(err, entry.request_id))
         entry.fault = self.faults.next_fault(api)
         return await self._run(call, entry)

@@ -6,7 +6,7 @@ payload builders. Times are seconds since the epoch, shown in the country's offs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,12 +31,10 @@ def parse_time(value: str | float | int) -> float:
     if isinstance(value, int | float):
         return float(value)
     text = value.strip()
-    for fmt in ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M:%S%z"):
-        try:
-            return datetime.strptime(text, fmt).timestamp()
-        except ValueError:
-            continue
-    when = datetime.fromisoformat(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = datetime.strptime(text.replace(" +", "+").replace(" -", "-"), "%Y-%m-%d %H:%M:%S%z")
     if when.tzinfo is None:
         raise ValueError(f"time {value!r} has no UTC offset")
     return when.timestamp()
@@ -154,6 +152,9 @@ class Item:
         except AttributeError:
             raise KeyError(key) from None
 
+    def clone(self) -> Item:
+        return replace(self, extra=dict(self.extra))
+
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if k not in ("extra", "order_id")}
         out.update(self.extra)
@@ -163,6 +164,7 @@ class Item:
     def from_dict(cls, order_id: str, d: dict[str, Any]) -> Item:
         known = set(cls.__dataclass_fields__) - {"extra", "order_id"}
         values: dict[str, Any] = {k: d[k] for k in known if k in d}
+        values["order_item_id"] = d["order_item_id"]
         for key in ("order_item_id", "product_id", "sku_id", "package_id", "reverse_order_id"):
             if key in values:
                 values[key] = str(values[key])
@@ -199,6 +201,14 @@ class Order:
     shipping_fee: float = 0.0
     voucher: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def clone(self) -> Order:
+        """A copy whose items can change without touching this order."""
+        return replace(
+            self,
+            items=[item.clone() for item in self.items],
+            extra=dict(self.extra),
+        )
 
     @property
     def statuses(self) -> list[str]:

@@ -121,22 +121,26 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scenario:
-        """Build from the JSON form; missing knobs take their defaults."""
-        sellers = {name: Seller.from_dict(name, raw) for name, raw in d["sellers"].items()}
-        if not sellers:
-            raise ValueError("scenario needs at least one seller under 'sellers'")
-        first = next(iter(sellers.values()))
-        orders = [
-            Order.from_dict(raw, default_seller=first.name, default_country=first.country)
-            for raw in d.get("orders", [])
-        ]
-        scenario = cls(
-            app_key=str(d["app_key"]),
-            app_secret=str(d["app_secret"]),
-            sellers=sellers,
-            orders=orders,
-            **_knobs_from_dict(d),
-        )
+        """Build from the JSON form; missing knobs take their defaults.
+
+        Raises ValueError naming the missing or malformed part.
+        """
+        try:
+            sellers = {name: Seller.from_dict(name, raw) for name, raw in d["sellers"].items()}
+            if not sellers:
+                raise ValueError("scenario needs at least one seller under 'sellers'")
+            orders = [_order_from_dict(raw, sellers) for raw in d.get("orders", [])]
+            scenario = cls(
+                app_key=str(d["app_key"]),
+                app_secret=str(d["app_secret"]),
+                sellers=sellers,
+                orders=orders,
+                **_knobs_from_dict(d),
+            )
+        except KeyError as exc:
+            raise ValueError(f"scenario lacks the key {exc}") from exc
+        except (AttributeError, TypeError) as exc:
+            raise ValueError(f"scenario has a malformed part: {exc}") from exc
         scenario.validate()
         return scenario
 
@@ -166,13 +170,18 @@ class Scenario:
             raise ValueError(f"empty_value_rule {self.empty_value_rule!r}: use sdk, skip or either")
 
 
+def _order_from_dict(raw: Mapping[str, Any], sellers: dict[str, Seller]) -> Order:
+    """An order of its named seller (else the first), in that seller's country by default."""
+    owner = sellers.get(str(raw.get("seller", "")), next(iter(sellers.values())))
+    return Order.from_dict(dict(raw), default_seller=owner.name, default_country=owner.country)
+
+
 def _knobs_from_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     knobs: dict[str, Any] = {}
-    if "reason_options" in d:
-        knobs["reason_options"] = {
-            str(c).upper(): [ReasonOption.from_dict(r) for r in opts]
-            for c, opts in d["reason_options"].items()
-        }
+    reasons = default_reason_options()
+    for country, options in (d.get("reason_options") or {}).items():
+        reasons[str(country).upper()] = [ReasonOption.from_dict(r) for r in options]
+    knobs["reason_options"] = reasons
     if "cancellable_statuses" in d:
         knobs["cancellable_statuses"] = [str(s) for s in d["cancellable_statuses"]]
     rate_limit = d.get("rate_limit")

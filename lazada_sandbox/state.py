@@ -11,7 +11,7 @@ import copy
 import random
 import string
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from lazada_sandbox.clock import Clock
@@ -42,7 +42,10 @@ class SandboxState:
     """Orders and items by id, tokens by value, stock per seller and SKU, cancel counters."""
 
     def __init__(self, scenario: Scenario, clock: Clock) -> None:
-        self.scenario = copy.deepcopy(scenario)
+        # Only orders, sellers and stock change while serving; copy those, share the rest.
+        self.scenario = copy.copy(scenario)
+        self.scenario.orders = [order.clone() for order in scenario.orders]
+        self.scenario.sellers = {name: replace(s) for name, s in scenario.sellers.items()}
         self.clock = clock
         self.sellers: dict[str, Seller] = self.scenario.sellers
         self.orders: dict[tuple[str, str], Order] = {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+import aiohttp
+
 from lazada_sandbox import SandboxServer, Scenario
-from tests.sandbox_fixtures import Caller
+from tests.sandbox_fixtures import Caller, MakeSandbox
 
 
 def _pending_order(sb: SandboxServer) -> str:
@@ -50,7 +52,9 @@ async def test_unknown_order_is_16(caller: Caller) -> None:
     }
 
 
-async def test_ids_as_strings_option(make_sandbox, http) -> None:  # type: ignore[no-untyped-def]
+async def test_ids_as_strings_option(
+    make_sandbox: MakeSandbox, http: aiohttp.ClientSession
+) -> None:
     scenario = Scenario.generate(n_orders=5, seed=3)
     scenario.ids_as_strings = True
     sb = await make_sandbox(scenario)

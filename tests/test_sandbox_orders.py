@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import aiohttp
 import pytest
 
-from lazada_sandbox import SandboxServer
-from tests.sandbox_fixtures import Caller
+from lazada_sandbox import SandboxServer, Scenario
+from tests.sandbox_fixtures import Caller, MakeSandbox
 
 SINCE = "2000-01-01T00:00:00+08:00"
 
@@ -124,9 +125,9 @@ async def test_multiple_order_items_at_most_50(caller: Caller, sandbox: SandboxS
     assert at["code"] == "0" and len(at["data"]) == 30
 
 
-async def test_other_sellers_orders_are_invisible(make_sandbox, http) -> None:  # type: ignore[no-untyped-def]
-    from lazada_sandbox import Scenario
-
+async def test_other_sellers_orders_are_invisible(
+    make_sandbox: MakeSandbox, http: aiohttp.ClientSession
+) -> None:
     scenario = Scenario.generate(n_orders=20, seed=5, sellers={"a": "SG", "b": "VN"})
     sb = await make_sandbox(scenario)
     b_order = next(o for o in scenario.orders if o.seller == "b")

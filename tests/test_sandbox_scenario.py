@@ -103,6 +103,7 @@ def test_minimal_scenario_gets_defaults() -> None:
         ({"seller": "ghost"}, "unknown seller"),
         ({"items": [{"order_item_id": "5"}, {"order_item_id": "5"}]}, "appears in orders"),
         ({"items": [{"order_item_id": "5x"}]}, "not digits"),
+        ({"items": [{"status": "pending"}]}, "lacks the key 'order_item_id'"),
     ],
 )
 def test_bad_scenarios_are_refused(change: dict[str, object], message: str) -> None:
@@ -129,3 +130,15 @@ def test_sandbox_imports_nothing_from_the_client() -> None:
             else:
                 continue
             assert not {n.split(".")[0] for n in names} & forbidden, path.name
+
+
+def test_documented_example_scenario_loads() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "sandbox.md").read_text()
+    section = doc[doc.index("## Scenario file") :]
+    raw = section[section.index("```json") + len("```json") : section.index("```\n\n")]
+    scenario = Scenario.from_dict(json.loads(raw))
+    assert set(scenario.sellers) == {"default", "thai"}
+    assert scenario.orders[2].seller == "thai" and scenario.orders[2].country == "TH"
+    assert [r.reason_id for r in scenario.reason_options["TH"]] == ["10000121"]
+    assert scenario.reason_options["VN"][1].reason_id == "10000221"
+    assert scenario.reasons_for(scenario.orders[1])[0].reason_id == "1000017"
