@@ -11,8 +11,10 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from jobs.cancel import FlowDeps
+from jobs.sweep import SweepDeps
+from lazcancel.budget import RedisBudget
 from lazcancel.client import LazadaClient, RetryPolicy, StaticToken, session_for
-from lazcancel.ratelimit import LocalLimiter
+from lazcancel.ratelimit import LocalLimiter, RedisLimiter
 from lazcancel.settings import Settings
 from lazcancel.store import BatchStore
 
@@ -25,6 +27,7 @@ class Runtime:
     session: aiohttp.ClientSession
     clients: dict[str, LazadaClient] = field(default_factory=dict)
     flow: FlowDeps | None = None
+    sweep: SweepDeps | None = None
 
     def client_for(self, seller: str) -> LazadaClient:
         client = self.clients.get(seller)
@@ -41,7 +44,12 @@ class Runtime:
             app_key=seller.app_key,
             app_secret=seller.app_secret,
             tokens=StaticToken(seller.access_token),
-            limiter=LocalLimiter(rate_for=self.settings.rate_for),
+            limiter=RedisLimiter(
+                self.redis,
+                seller=name,
+                rate_for=self.settings.rate_for,
+                local=LocalLimiter(rate_for=self.settings.rate_for),
+            ),
             retry=RetryPolicy(
                 attempts=self.settings.retry_attempts,
                 backoff_base=self.settings.retry_backoff_base,
@@ -75,6 +83,13 @@ async def open_runtime(settings: Settings, *, redis_url: str) -> Runtime:
         client_for=runtime.client_for,
         cancellable=settings.cancellable_statuses,
         order_slots=asyncio.Semaphore(settings.concurrency),
+        budget=RedisBudget(redis, sellers=settings.sellers),
         confirm_delay=settings.confirm_delay or 0.5,
+    )
+    runtime.sweep = SweepDeps(
+        settings=settings,
+        redis=redis,
+        store=runtime.store,
+        client_for=runtime.client_for,
     )
     return runtime
