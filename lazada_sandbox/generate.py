@@ -159,18 +159,32 @@ def _orders(
     else:
         # Orders read from a user's file belong to the first (default) seller.
         owners = [names[0]] * len(given)
+    named = _claim_items(given, item_ids)
     return [
         _order(
             rng,
             ids=ids,
             order_id=oid,
-            named_items=list(item_ids.get(oid, ())),
+            named_items=named.get(oid, []),
             catalogue=catalogue,
             seller=sellers[owner],
             now=now,
         )
         for oid, owner in zip(given, owners, strict=True)
     ]
+
+
+def _claim_items(
+    order_ids: list[str], item_ids: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
+    """Named item ids per order; an item named under several orders stays with the first."""
+    claimed: set[str] = set()
+    out: dict[str, list[str]] = {}
+    for oid in order_ids:
+        mine = [i for i in dict.fromkeys(item_ids.get(oid, ())) if i not in claimed and i != oid]
+        claimed.update(mine)
+        out[oid] = mine
+    return out
 
 
 def _new_order_id(rng: random.Random, ids: _Ids) -> str:
@@ -225,6 +239,20 @@ def _mixed(rng: random.Random) -> tuple[list[str], list[int]]:
     return ["ready_to_ship", "shipping"], [0, 1]
 
 
+def _times(rng: random.Random, now: float) -> tuple[float, float]:
+    """Created within the last two weeks, updated up to two days later; whole seconds, as the
+    API's date filters and payloads have no finer resolution."""
+    created = float(int(now - rng.uniform(0.05, 14) * _DAY))
+    return created, float(int(min(now, created + rng.uniform(0, 2) * _DAY)))
+
+
+def _maybe_own_reasons(rng: random.Random) -> list[ReasonOption] | None:
+    """About one order in twenty offers its own reason ids instead of its country's."""
+    if rng.random() >= 0.05:
+        return None
+    return [ReasonOption(rid, name) for rid, name in _OVERRIDE_REASONS]
+
+
 def _order(
     rng: random.Random,
     *,
@@ -240,9 +268,7 @@ def _order(
         statuses.append(statuses[-1])
         groups.append(groups[-1])
     item_ids = named_items + _item_ids_for(rng, ids, order_id, len(statuses) - len(named_items))
-    # Whole seconds: the API's date filters and payloads have no finer resolution.
-    created = float(int(now - rng.uniform(0.05, 14) * _DAY))
-    updated = float(int(min(now, created + rng.uniform(0, 2) * _DAY)))
+    created, updated = _times(rng, now)
     packages = {g: f"FP{_digits(rng, 12)}" for g in set(groups) if g >= 0}
     items = [
         _item(
@@ -257,9 +283,6 @@ def _order(
         )
         for iid, status, group in zip(item_ids, statuses, groups, strict=True)
     ]
-    overrides = None
-    if rng.random() < 0.05:
-        overrides = [ReasonOption(rid, name) for rid, name in _OVERRIDE_REASONS]
     return Order(
         seller=seller.name,
         order_id=order_id,
@@ -268,7 +291,7 @@ def _order(
         created_at=created,
         updated_at=updated,
         items=items,
-        reason_options=overrides,
+        reason_options=_maybe_own_reasons(rng),
         payment_method=rng.choice(("COD", "MIXEDCARD", "LAZADA_WALLET")),
         customer_first_name=rng.choice(_FIRST_NAMES),
         shipping_fee=round(rng.choice((0.0, 1.99, 2.49, 3.0)), 2),

@@ -84,13 +84,15 @@ class Scenario:
             sellers=sellers or {"default": country},
             now=now,
         )
-        return cls(
+        scenario = cls(
             app_key=store.app_key,
             app_secret=store.app_secret,
             sellers=store.sellers,
             orders=store.orders,
             stock=store.stock,
         )
+        scenario.validate()
+        return scenario
 
     def reasons_for(self, order: Order) -> list[ReasonOption]:
         """The reason options validate offers for ``order``: its own, else its country's."""

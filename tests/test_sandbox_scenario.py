@@ -65,6 +65,16 @@ def test_seeded_with_given_ids_and_skus() -> None:
     assert set(scenario.sellers) == {"default"}
 
 
+def test_item_named_under_two_orders_stays_with_the_first() -> None:
+    named = {"100000000011111": ["100000000211111"], "100000000022222": ["100000000211111"]}
+    scenario = Scenario.generate(order_ids=list(named), item_ids=named, seed=1)
+    scenario.validate()
+    owners = [
+        o.order_id for o in scenario.orders for i in o.items if i.order_item_id == "100000000211111"
+    ]
+    assert owners == ["100000000011111"]
+
+
 def test_round_trip_through_a_file(tmp_path: Path) -> None:
     scenario = Scenario.generate(n_orders=15, seed=2, now=NOW, sellers={"a": "TH", "b": "SG"})
     scenario.rate_limit = 5
