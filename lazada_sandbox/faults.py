@@ -11,9 +11,20 @@ from typing import Any
 
 from lazada_sandbox.envelope import INJECTABLE
 
-# Faults that are not an error envelope; "ok" is a scripted no-fault placeholder.
+# Faults that are not an error envelope; "ok" is a scripted no-fault placeholder. The two
+# tip_error kinds answer code "0" with tip_type "error", as Lazada's own reference example does
+# for a create: one without applying the call, one after applying it.
 TRANSPORT_KINDS = frozenset(
-    {"ok", "html502", "slow", "drop", "drop_after_apply", "late_after_apply"}
+    {
+        "ok",
+        "html502",
+        "slow",
+        "drop",
+        "drop_after_apply",
+        "late_after_apply",
+        "tip_error",
+        "tip_error_after_apply",
+    }
 )
 KINDS = TRANSPORT_KINDS | frozenset(INJECTABLE)
 

@@ -63,6 +63,9 @@ class Reply:
     status: int = 200
 
 
+TIP_ERROR = {"tip_type": "error", "tip_content": "stock will be set as 0"}
+
+
 class Gateway:
     """Checks, meters, faults and dispatches one call; owns nothing it does not record."""
 
@@ -172,9 +175,13 @@ class Gateway:
             return Reply("html", HTML_502, 502)
         if fault == "drop":
             return Reply("drop")
+        if fault == "tip_error":
+            return self._json(entry, success(TIP_ERROR, entry.request_id))
         if fault == "slow":
             await asyncio.sleep(self.faults.slow_seconds)
         body = self._apply(call, entry)
+        if fault == "tip_error_after_apply":
+            body = success(TIP_ERROR, entry.request_id)
         if fault == "drop_after_apply":
             return Reply("drop")
         if fault == "late_after_apply":

@@ -245,3 +245,28 @@ async def test_configuration_error_halts_the_batch_once(make_sandbox: Any, redis
     assert {r.code for r in run.results.values()} == {"IncompleteSignature"}
     # One call per chunk at most before the halt is seen; never one call per item.
     assert len(sb.ledger) <= 3
+
+
+async def test_create_answering_tip_error_is_a_rejection(make_sandbox: Any, redis_url: str) -> None:
+    sb = await make_sandbox(scenario(order(O1, item("662834005391234"))))
+    sb.faults.set({"script": {"/order/reverse/cancel/create": ["tip_error"]}})
+    run = await run_batch(settings_for(sb), redis_url, rows(O1))
+
+    result = run.of(O1, "662834005391234")
+    assert (result.outcome, result.code) == (Outcome.FAILED, "rejected")
+    assert result.message == "stock will be set as 0"
+    assert sb.item("662834005391234")["status"] == "pending"
+    assert len(creates(sb)) == 1
+
+
+async def test_create_answering_tip_error_but_applied_counts_as_cancelled(
+    make_sandbox: Any, redis_url: str
+) -> None:
+    # Lazada's reference example pairs a cancelled order with tip_type "error": the status read
+    # after the create decides (lazada-api.md §16).
+    sb = await make_sandbox(scenario(order(O1, item("662834005391234"))))
+    sb.faults.set({"script": {"/order/reverse/cancel/create": ["tip_error_after_apply"]}})
+    run = await run_batch(settings_for(sb), redis_url, rows(O1))
+
+    assert run.of(O1, "662834005391234").outcome is Outcome.CANCELLED
+    assert len(creates(sb)) == 1
