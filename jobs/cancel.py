@@ -120,6 +120,7 @@ class ChunkRun:
         self.store = deps.store
         self.client = deps.client_for(spec.seller)
         self.tally = ChunkTally()
+        self.read_error: LazadaError | None = None
 
     async def run(self) -> ChunkTally:
         batch_id = self.spec.batch_id
@@ -425,7 +426,7 @@ class ChunkRun:
                 if rest:
                     give_up.append(replace(pending, items=rest))
             self.tally.pending = []
-            await self._record_unconfirmed(give_up)
+            await self._record_unconfirmed(give_up, current)
             for pending in resend:
                 log.info("cancel_resent", items=len(pending.items), create=pending.creates + 1)
                 await self._send_create(
@@ -470,6 +471,7 @@ class ChunkRun:
             by_order = await self.client.get_multiple_order_items(sorted(order_ids))
         except LazadaError as exc:
             log.warning("confirm_read_failed", code=exc.code, request_id=exc.request_id)
+            self.read_error = exc
             return None
         return {i.order_item_id: i for items in by_order.values() for i in items}
 
@@ -501,7 +503,9 @@ class ChunkRun:
             still.append(replace(pending, items=rest))
         return still
 
-    async def _record_unconfirmed(self, pendings: list[Pending]) -> None:
+    async def _record_unconfirmed(
+        self, pendings: list[Pending], current: dict[str, OrderItem]
+    ) -> None:
         rows: list[ItemResult] = []
         for pending in pendings:
             if pending.error is not None:
@@ -517,12 +521,20 @@ class ChunkRun:
                     for i in pending.items
                 ]
             else:
-                message = "cancel requested, but Lazada does not show the item as canceled"
                 rows += [
-                    _item_row(i, Outcome.FAILED, "unconfirmed", message, pending.tip)
+                    _item_row(
+                        i, Outcome.FAILED, "unconfirmed", self._unconfirmed(i, current), pending.tip
+                    )
                     for i in pending.items
                 ]
         await self._record(rows)
+
+    def _unconfirmed(self, item: OrderItem, current: dict[str, OrderItem]) -> str:
+        if item.order_item_id in current or self.read_error is None:
+            return "cancel requested, but Lazada does not show the item as canceled"
+        # Never read back: say so, rather than claim Lazada showed it uncancelled.
+        error = self.read_error
+        return f"cancel requested, but re-reading the item failed ({error.code}: {error.message})"
 
 
 def pick_reason(options: Sequence[ReasonOption], wanted: str) -> ReasonOption | None:

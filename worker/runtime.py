@@ -5,6 +5,7 @@ and limiter per seller. Built once per process, inside its event loop, never at 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -13,10 +14,12 @@ import redis.asyncio as aioredis
 from jobs.cancel import FlowDeps
 from jobs.sweep import SweepDeps
 from lazcancel.budget import RedisBudget
-from lazcancel.client import LazadaClient, RetryPolicy, StaticToken, session_for
+from lazcancel.client import LazadaClient, RetryPolicy, StaticToken, TokenSource, session_for
+from lazcancel.models import TokenSet
 from lazcancel.ratelimit import LocalLimiter, RedisLimiter
 from lazcancel.settings import Settings
 from lazcancel.store import BatchStore
+from lazcancel.tokens import RedisTokenSource
 
 
 @dataclass(kw_only=True)
@@ -37,13 +40,13 @@ class Runtime:
 
     def _new_client(self, name: str) -> LazadaClient:
         seller = self.settings.seller(name)
-        return LazadaClient(
+        client = LazadaClient(
             session=self.session,
             api_url=seller.api_url,
             auth_url=seller.auth_url,
             app_key=seller.app_key,
             app_secret=seller.app_secret,
-            tokens=StaticToken(seller.access_token),
+            tokens=self._tokens(name, lambda refresh: client.refresh_token(refresh)),
             limiter=RedisLimiter(
                 self.redis,
                 seller=name,
@@ -56,6 +59,20 @@ class Runtime:
                 backoff_cap=self.settings.retry_backoff_cap,
             ),
             seller=name,
+        )
+        return client
+
+    def _tokens(self, name: str, exchange: Callable[[str], Awaitable[TokenSet]]) -> TokenSource:
+        """Tokens shared through Redis when the seller can refresh; a fixed token otherwise."""
+        seller = self.settings.seller(name)
+        if seller.refresh_token is None:
+            return StaticToken(seller.access_token)
+        return RedisTokenSource(
+            redis=self.redis,
+            seller=name,
+            access_token=seller.access_token,
+            refresh_token=seller.refresh_token,
+            exchange=exchange,
         )
 
     async def close(self) -> None:
