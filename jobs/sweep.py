@@ -206,12 +206,12 @@ async def _select(
     seller = deps.settings.seller(rule.seller)
     client = deps.client_for(rule.seller)
     skus = await rule_skus(deps.redis, rule)
-    local = timezone(timedelta(hours=seller.utc_offset_hours))
-    order_ids = await list_candidates(client, rule, now=now.astimezone(local))
-    report.orders_listed = len(order_ids)
     if skus is not None and not skus:
         log.warning("sweep_no_skus", sku_redis_set=rule.sku_redis_set, sku_file=rule.sku_file)
         return []
+    local = timezone(timedelta(hours=seller.utc_offset_hours))
+    order_ids = await list_candidates(client, rule, now=now.astimezone(local))
+    report.orders_listed = len(order_ids)
     picked, report.cap_reached = await pick_items(
         client,
         order_ids,

@@ -124,6 +124,7 @@ async def test_sku_file_and_redis_set_are_the_sku_list(
     # An empty set selects nothing; it never means "every SKU".
     assert [r.items_selected for r in first] == [1, 0]
     assert any(e["event"] == "sweep_no_skus" for e in logs)
+    assert len(calls(sb, "/orders/get")) == 1  # the empty rule does not even list orders
     assert statuses(sb, ["200000000000001", "200000000000002"]) == ["canceled", "pending"]
 
     redis = connect_redis(redis_url)
