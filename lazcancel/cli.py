@@ -19,10 +19,9 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -292,10 +291,11 @@ async def check_redis(url: str) -> None:
 
 @contextlib.contextmanager
 def embedded_redis(home: Path) -> Iterator[str]:
-    """A private redis-server keeping its data in ``home/redis``.
+    """A private redis-server keeping its data in ``home/redis``, shared by commands.
 
-    One already answering there (another lazcancel command) is used as it is; one started
-    here is stopped on the way out unless another command is still connected to it.
+    One already answering there (another lazcancel command) is used; else one is started.
+    Each command holds a shared lock on ``home/redis.users`` while it uses the server, and
+    the last one to leave stops it: a lock, unlike a connection, ends with its process.
     """
     server = RedisServer(data_dir=home / "redis")
     if len(str(server.socket_path).encode()) > MAX_SOCKET_PATH:
@@ -304,17 +304,18 @@ def embedded_redis(home: Path) -> Iterator[str]:
             f"{HOME_ENV}, or set REDIS_URL"
         )
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    started = False
+    with _locked(home / "redis.lock"):
+        started = not server.answering()
+        if started:
+            _start_shielded(server)
+            log.info("embedded_redis_started", data_dir=str(server.data_dir))
+        users = (home / "redis.users").open("a")
+        fcntl.flock(users, fcntl.LOCK_SH)
     try:
-        with _locked(home / "redis.lock"):
-            if not server.answering():
-                started = True
-                _start_shielded(server)
-                log.info("embedded_redis_started", data_dir=str(server.data_dir))
         yield server.url
     finally:
-        if started:
-            _stop_unless_shared(server)
+        with _locked(home / "redis.lock"):
+            _stop_if_last(server, users, started=started)
 
 
 @contextlib.contextmanager
@@ -338,27 +339,27 @@ def _start_shielded(server: RedisServer) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _stop_unless_shared(server: RedisServer, grace_s: float = 1.0) -> None:
-    deadline = time.monotonic() + grace_s
-    others = _other_clients(server.url)
-    # Our own connections may take a moment to be seen as closed by the server.
-    while others and time.monotonic() < deadline:
-        time.sleep(0.05)
-        others = _other_clients(server.url)
-    if others:
-        log.info("embedded_redis_left_running", clients=others, data_dir=str(server.data_dir))
-        return
-    server.stop()
+def _stop_if_last(server: RedisServer, users: TextIO, *, started: bool) -> None:
+    with users:
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("embedded_redis_left_running", data_dir=str(server.data_dir))
+            return
+        if started:
+            server.stop()
+        else:
+            _shutdown(server.url)
+    log.info("embedded_redis_stopped", data_dir=str(server.data_dir))
 
 
-def _other_clients(url: str) -> int:
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+def _shutdown(url: str) -> None:
+    """Stop a server that a command which has exited since had started."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
     try:
-        me = cast(int, client.client_id())
-        clients = cast(list[dict[str, str]], client.client_list())
-        return sum(1 for entry in clients if int(entry["id"]) != me)
-    except RedisError:
-        return 0
+        client.shutdown()
+    except RedisError as exc:
+        log.warning("embedded_redis_shutdown_failed", error=str(exc))
     finally:
         client.close()
 
@@ -778,9 +779,12 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await worker.close()
-        if not main_task.cancelled() and main_task.exception() is not None:
-            raise main_task.exception()  # type: ignore[misc]
+            # Jobs cancelled by a second signal end cancelled; that is how they stop.
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.close()
+        failure = None if main_task.cancelled() else main_task.exception()
+        if failure is not None:
+            raise failure
         log.info(
             "worker_stopped",
             jobs_complete=worker.jobs_complete,

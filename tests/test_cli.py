@@ -362,3 +362,29 @@ def test_ctrl_c_aborts_at_an_item_boundary_and_the_store_survives(
     assert "aborting batch" in err and "Traceback" not in err
     assert "state: aborted" in out
     assert re.search(r"skipped\s+│ aborted\s+│\s+\d+", out)
+
+
+def test_worker_stops_cleanly_on_sigterm(redis_url: str, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lazcancel", "worker"],
+        env=clean_env(REDIS_URL=redis_url),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    events: list[str] = []
+    while "worker_started" not in events:
+        line = proc.stderr.readline()
+        assert line, "the worker exited before it started"
+        events.append(json.loads(line)["event"])
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["event"] for line in err.splitlines()][-2:] == [
+        "worker_stopping",
+        "worker_stopped",
+    ]
+    assert out == ""

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
+import redis
 
-from lazcancel.cli import is_loopback, redact_url, seed_scenario
+from lazcancel.cli import embedded_redis, is_loopback, redact_url, seed_scenario
+from lazcancel.embedded_redis import RedisServer
 from lazcancel.models import ItemResult, Outcome
+from lazcancel.orders_file import OrderRow, read_orders
 from lazcancel.report import RESULT_FIELDS, csv_cell, write_results
 
 RESULTS = [
@@ -135,3 +139,43 @@ def test_sandbox_seeded_from_a_file_holds_its_orders_items_and_skus(tmp_path: Pa
     assert "1381129206425020" in item_ids
     skus = {i.sku for o in scenario.orders for i in o.items}
     assert skus <= {"RED-9", "BLUE-1"}
+
+
+def test_embedded_redis_is_shared_and_stopped_by_the_last_user() -> None:
+    with tempfile.TemporaryDirectory(prefix="lzc-") as tmp:
+        home = Path(tmp)
+        probe = RedisServer(data_dir=home / "redis")
+        first = embedded_redis(home)
+        second = embedded_redis(home)
+        url = first.__enter__()
+        assert second.__enter__() == url and probe.answering()
+
+        first.__exit__(None, None, None)
+        assert probe.answering(), "stopped while another command still used it"
+        second.__exit__(None, None, None)
+        assert not probe.answering()
+
+
+def test_embedded_redis_keeps_its_data_between_commands() -> None:
+    with tempfile.TemporaryDirectory(prefix="lzc-") as tmp:
+        home = Path(tmp)
+        with embedded_redis(home) as url:
+            client = redis.Redis.from_url(url)
+            client.set("kept", "yes")
+            client.close()
+        with embedded_redis(home) as url:
+            client = redis.Redis.from_url(url)
+            assert client.get("kept") == b"yes"
+            client.close()
+
+
+async def test_a_results_csv_reads_back_as_an_order_file(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    path.write_text(await export("csv"), encoding="utf-8-sig", newline="")
+
+    rows = list(read_orders(path))
+
+    assert [(r.order_id, r.order_item_id) for r in rows if isinstance(r, OrderRow)] == [
+        ("1381129206325020", "1381129206425020"),
+        ("282346141643186", None),
+    ]
