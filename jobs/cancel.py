@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import structlog
+from arq.constants import retry_key_prefix
 from arq.worker import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -55,6 +56,16 @@ class FlowDeps:
     confirm_delay: float = 0.5
     create_attempts: int = 3
     intent_grace: float = 300.0
+    # True once the worker is shutting down: start no new order, leave the rest for the next.
+    stopping: Callable[[], bool] = lambda: False
+
+
+class ChunkStopped(Exception):
+    """The worker is shutting down: orders not started are left for the chunk's next run."""
+
+    def __init__(self, left: int) -> None:
+        super().__init__(f"{left} order(s) left for the next run")
+        self.left = left
 
 
 class Halt(Exception):
@@ -97,6 +108,15 @@ async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[
         run = ChunkRun(deps, spec, index)
         try:
             tally = await run.run()
+        except ChunkStopped as stopped:
+            log.info("chunk_paused", left=stopped.left)
+            await _give_back_try(ctx)
+            raise Retry() from None
+        except asyncio.CancelledError:
+            # Cancelled by a shutdown (not a timeout): this run must not use up one of its tries.
+            if deps.stopping():
+                await asyncio.shield(_give_back_try(ctx))
+            raise
         except (RedisConnectionError, RedisTimeoutError) as exc:
             # Results are safe in Redis or not yet written; the rerun skips what is recorded.
             log.warning("chunk_deferred", error=str(exc), retry_in=CHUNK_RETRY_DELAY)
@@ -112,6 +132,16 @@ async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[
     return {"orders": tally.orders, "created": tally.created}
 
 
+async def _give_back_try(ctx: dict[str, Any]) -> None:
+    """Undo arq's count of this start, so that deploys never exhaust a chunk's tries."""
+    key = retry_key_prefix + ctx["job_id"]
+    try:
+        if int(await ctx["redis"].get(key) or 0) > 0:
+            await ctx["redis"].decr(key)
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        log.warning("try_not_returned", error=str(exc))
+
+
 class ChunkRun:
     def __init__(self, deps: FlowDeps, spec: BatchSpec, index: int) -> None:
         self.deps = deps
@@ -121,6 +151,7 @@ class ChunkRun:
         self.client = deps.client_for(spec.seller)
         self.tally = ChunkTally()
         self.read_error: LazadaError | None = None
+        self.left: list[str] = []
 
     async def run(self) -> ChunkTally:
         batch_id = self.spec.batch_id
@@ -142,7 +173,10 @@ class ChunkRun:
             *(self._order(order_id, sel, items_by_order.get(order_id)) for order_id, sel in todo)
         )
         await self._confirm()
-        await self.store.mark_orders_done(batch_id, [o for o, _ in todo])
+        left = set(self.left)
+        await self.store.mark_orders_done(batch_id, [o for o, _ in todo if o not in left])
+        if left:
+            raise ChunkStopped(len(left))
         return self.tally
 
     async def fail_unfinished(self, code: str, message: str) -> None:
@@ -214,6 +248,9 @@ class ChunkRun:
         self, order_id: str, selection: Selection, items: list[OrderItem] | None
     ) -> None:
         async with self.deps.order_slots:
+            if self.deps.stopping():
+                self.left.append(order_id)
+                return
             with structlog.contextvars.bound_contextvars(order_id=order_id):
                 try:
                     await self._order_steps(order_id, selection, items)

@@ -87,6 +87,10 @@ class Settings:
     max_batch_orders: int = 200_000
     confirm_threshold: int | None = None
     sweeps: tuple[SweepRule, ...] = ()
+    # A worker silent this long is taken for dead (after as long again) and its chunks re-run.
+    heartbeat_seconds: float = 15.0
+    # arq's tries per chunk; shutdowns give theirs back, crashes and errors use them up.
+    max_tries: int = 50
 
     def seller(self, name: str) -> SellerSettings:
         try:
@@ -114,6 +118,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     http = _table(doc, "http")
     retry = _table(doc, "retry")
     results = _table(doc, "results")
+    worker = _table(doc, "worker")
     rate = _number(env.get("LAZCANCEL_RATE_LIMIT"), "LAZCANCEL_RATE_LIMIT")
     if rate is None:
         rate = _get(limits, "limits.rate", float, 10.0)
@@ -140,7 +145,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_batch_orders=_get(doc, "max_batch_orders", int, 200_000),
         confirm_threshold=_get(doc, "confirm_threshold", int, None),
         sweeps=tuple(_sweep(i, raw) for i, raw in enumerate(_get(doc, "sweeps", list, []))),
+        heartbeat_seconds=_positive(
+            _get(worker, "worker.heartbeat_seconds", float, 15.0), "worker.heartbeat_seconds"
+        ),
+        max_tries=int(_positive(_get(worker, "worker.max_tries", int, 50), "worker.max_tries")),
     )
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0:
+        raise SettingsError(f"{name} must be a positive number, got {value!r}")
+    return value
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from lazcancel.ratelimit import LocalLimiter, RedisLimiter
 from lazcancel.settings import Settings
 from lazcancel.store import BatchStore
 from lazcancel.tokens import RedisTokenSource
+from worker.liveness import Liveness
 
 
 @dataclass(kw_only=True)
@@ -31,6 +32,7 @@ class Runtime:
     clients: dict[str, LazadaClient] = field(default_factory=dict)
     flow: FlowDeps | None = None
     sweep: SweepDeps | None = None
+    liveness: Liveness | None = None
 
     def client_for(self, seller: str) -> LazadaClient:
         client = self.clients.get(seller)
@@ -76,6 +78,8 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        if self.liveness is not None:
+            await self.liveness.stop()
         await self.session.close()
         await self.redis.aclose()
 

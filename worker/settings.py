@@ -19,6 +19,7 @@ from jobs.enqueue import QUEUE_NAME
 from jobs.sweep import SweepReport, housekeep, scheduled_sweep, sweep_rule
 from lazcancel.errors import SettingsError
 from lazcancel.settings import Settings, SweepRule, load_settings
+from worker.liveness import Liveness
 from worker.runtime import Runtime, open_runtime
 
 # A chunk is 50 orders; at 10 calls/s it needs seconds. A killed worker's chunk is picked up
@@ -46,11 +47,53 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await runtime.close()
 
 
+async def chunk_startup(ctx: dict[str, Any]) -> None:
+    """A chunk worker also beats, records its jobs and re-runs the jobs of dead workers."""
+    await startup(ctx)
+    runtime: Runtime = ctx["runtime"]
+    assert runtime.flow is not None
+    runtime.flow.stopping = ctx.get("stopping") or Stopping()
+    runtime.liveness = Liveness(
+        runtime.redis, queue_name=QUEUE_NAME, ttl=runtime.settings.heartbeat_seconds
+    )
+    await runtime.liveness.start()
+
+
+async def job_started(ctx: dict[str, Any]) -> None:
+    liveness = ctx["runtime"].liveness
+    if liveness is not None:
+        await liveness.job_started(ctx["job_id"])
+
+
+async def job_ended(ctx: dict[str, Any]) -> None:
+    liveness = ctx["runtime"].liveness
+    if liveness is not None:
+        await liveness.job_ended(ctx["job_id"])
+
+
+class Stopping:
+    """Whether the worker is shutting down: a signal reached it, or it stopped taking jobs."""
+
+    def __init__(self, worker: Worker | None = None) -> None:
+        self.worker = worker
+        self.signalled = False
+        if worker is not None:
+            worker.on_stop = self.on_stop
+
+    def on_stop(self, _signal: Any) -> None:
+        self.signalled = True
+
+    def __call__(self) -> bool:
+        return self.signalled or (self.worker is not None and not self.worker.allow_pick_jobs)
+
+
 class WorkerSettings:
     functions: ClassVar[list[Any]] = [process_chunk]
     queue_name = QUEUE_NAME
-    on_startup = startup
+    on_startup = chunk_startup
     on_shutdown = shutdown
+    on_job_start = job_started
+    after_job_end = job_ended
     job_timeout = JOB_TIMEOUT_S
     max_tries = MAX_TRIES
     keep_result = 3600
@@ -72,21 +115,26 @@ def build_worker(
         return _sweep_worker(
             settings, redis_url=redis_url, handle_signals=handle_signals, poll_delay=poll_delay
         )
-    return Worker(
+    ctx: dict[str, Any] = {"settings": settings, "redis_url": redis_url}
+    worker = Worker(
         functions=WorkerSettings.functions,
         queue_name=QUEUE_NAME,
         redis_settings=RedisSettings.from_dsn(redis_url),
-        on_startup=startup,
+        on_startup=chunk_startup,
         on_shutdown=shutdown,
+        on_job_start=job_started,
+        after_job_end=job_ended,
         burst=burst,
         handle_signals=handle_signals,
         max_jobs=max_jobs,
         job_timeout=job_timeout,
-        max_tries=MAX_TRIES,
+        max_tries=settings.max_tries,
         keep_result=WorkerSettings.keep_result,
         poll_delay=poll_delay,
-        ctx={"settings": settings, "redis_url": redis_url},
+        ctx=ctx,
     )
+    ctx["stopping"] = Stopping(worker)
+    return worker
 
 
 # -- sweeps --------------------------------------------------------------------------------
