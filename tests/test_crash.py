@@ -140,3 +140,34 @@ async def test_sigkill_twenty_times_loses_nothing_and_cancels_nothing_twice(
     # Chunks were taken back from dead workers, well before arq's 10-minute in-progress expiry.
     assert workers.events("job_reclaimed")
     assert time.monotonic() - started < 400
+
+
+async def test_deploys_leave_chunks_for_the_next_worker_without_using_their_tries(
+    make_sandbox: Any, redis_url: str, workers_factory: Callable[..., Workers]
+) -> None:
+    sb = await make_sandbox(Scenario.generate(n_orders=600, seed=5))
+    order_ids = [o.order_id for o in sb.scenario.orders]
+    batch_id = await submit(settings_for(sb), redis_url, order_ids)
+    # One try per chunk: any start that a shutdown used up would fail its chunk for good.
+    workers = workers_factory(sb, redis_url, worker_config(heartbeat=1.0, rate=40, max_tries=1))
+
+    for deploy in range(4):
+        proc = await workers.start()
+        await asyncio.sleep(2.5)
+        assert proc.returncode is None, "the batch must still be running at the deploy"
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        if deploy % 2:
+            # An impatient supervisor: the second signal cancels the calls in flight.
+            await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+        assert await finish(proc) == 0
+        assert time.monotonic() - stopped < 10, "a deploy must not wait for whole chunks"
+
+    assert await finish(await workers.start()) == 0
+    run = await read_batch(redis_url, batch_id)
+    assert run.status.state == "done"
+    tally = assert_agrees_with_sandbox(sb, run.results, order_ids)
+    assert not [key for key in tally if key.startswith("failed")], tally
+    assert workers.events("chunk_paused"), "single signals must have paused chunks"
+    assert not workers.events("max retries"), "no chunk may run out of tries"
