@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -147,6 +148,8 @@ def test_run_sandbox_prints_batch_id_then_summary_and_results_read_back(
     status = lazcancel("status", batch_id, "--sandbox", "--json", env=env, cwd=home)
     counts = json.loads(status.stdout)
     assert counts["state"] == "done" and counts["items"] == len(records)
+    watch = lazcancel("status", batch_id, "--sandbox", "--watch", env=env, cwd=home)
+    assert watch.stdout.startswith("state=done orders_done=4/4 ")
 
 
 def test_run_json_prints_one_object_and_dry_run_cancels_nothing(
@@ -388,3 +391,25 @@ def test_worker_stops_cleanly_on_sigterm(redis_url: str, tmp_path: Path) -> None
         "worker_stopped",
     ]
     assert out == ""
+
+
+def test_run_exits_1_when_items_fail(
+    redis_url: str, sandbox_env: dict[str, str], orders_csv: Path
+) -> None:
+    control = sandbox_env["LAZADA_API_URL"].removesuffix("/rest") + "/_sandbox/faults"
+    plan = json.dumps({"rate": 1.0, "kinds": ["html502"], "seed": 1}).encode()
+    request = urllib.request.Request(
+        control, data=plan, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+    config = orders_csv.parent / "fast-retry.toml"
+    config.write_text("[retry]\nattempts = 1\nbackoff_base = 0.01\nbackoff_cap = 0.02\n")
+    env = clean_env(REDIS_URL=redis_url, LAZCANCEL_CONFIG=str(config), **sandbox_env)
+
+    run = lazcancel("run", str(orders_csv), "--yes", "--json", env=env, cwd=orders_csv.parent)
+
+    assert run.returncode == 1, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["state"] == "done" and summary["cancelled"] == 0
+    assert summary["failed"] == 4 and summary["failed_by_code"] == {"upstream_error": 4}
