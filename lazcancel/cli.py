@@ -38,6 +38,7 @@ from lazcancel.embedded_redis import RedisServer
 from lazcancel.errors import InputError, SettingsError
 from lazcancel.log import configure_logging
 from lazcancel.orders_file import RejectedRow, read_orders
+from lazcancel.preview import confirm_hook
 from lazcancel.report import (
     FORMATS,
     LogProgress,
@@ -53,8 +54,8 @@ from lazcancel.report import (
 from lazcancel.settings import DEFAULT_SELLER, SellerSettings, Settings, load_settings
 from lazcancel.store import BatchSpec, BatchStatus, BatchStore
 from worker.runner import Submitted, process_batch, submit_batch
-from worker.runtime import connect_redis
-from worker.settings import build_worker
+from worker.runtime import connect_redis, open_runtime
+from worker.settings import WorkerMode, build_worker, run_sweeps_once
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -152,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     abort.add_argument("batch_id", metavar="BATCH_ID")
     _sandbox_store_option(abort)
     abort.set_defaults(handler=cmd_abort)
+
+    sweep = commands.add_parser("sweep", help="run the sweep rules of LAZCANCEL_CONFIG")
+    sweep.add_argument("--once", action="store_true", help="run every rule now, here, and exit")
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="with --once: record would_cancel, cancel nothing"
+    )
+    sweep.set_defaults(handler=cmd_sweep, burst=False)
 
     sandbox = commands.add_parser("sandbox", help="serve a local imitation of the Lazada API")
     _sandbox_options(sandbox)
@@ -307,7 +315,7 @@ def embedded_redis(home: Path) -> Iterator[str]:
     with _locked(home / "redis.lock"):
         started = not server.answering()
         if started:
-            _start_shielded(server)
+            server.start()
             log.info("embedded_redis_started", data_dir=str(server.data_dir))
         users = (home / "redis.users").open("a")
         fcntl.flock(users, fcntl.LOCK_SH)
@@ -326,17 +334,6 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _start_shielded(server: RedisServer) -> None:
-    # Ctrl-C at a terminal reaches the whole foreground process group, and the private
-    # redis-server must outlive it so that the batch can still be aborted and recorded.
-    # A blocked signal stays blocked across exec, so the child never sees SIGINT.
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        server.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stop_if_last(server: RedisServer, users: TextIO, *, started: bool) -> None:
@@ -534,7 +531,7 @@ async def _submit(args: argparse.Namespace, *, process: bool) -> int:
             spec=spec,
             rows=rows,
             skip_invalid=args.skip_invalid,
-            before_queue=_before_queue(args, spec),
+            before_queue=_before_queue(args, spec, settings, redis_url),
         )
         if not process:
             _report_enqueued(args, submitted, embedded=not settings.redis_url)
@@ -568,15 +565,37 @@ def _check_can_confirm(args: argparse.Namespace) -> None:
 
 
 def _before_queue(
-    args: argparse.Namespace, spec: BatchSpec
+    args: argparse.Namespace, spec: BatchSpec, settings: Settings, redis_url: str
 ) -> Callable[[BatchStore, StagingReport], Awaitable[None]]:
-    async def hook(_store: BatchStore, report: StagingReport) -> None:
+    async def hook(store: BatchStore, report: StagingReport) -> None:
         if report.rejected_count:
             _report_skipped_rows(report)
         if not (args.dry_run or args.yes):
+            await _preview_gate(settings, redis_url, spec, store, report)
             await _confirm(report, spec)
 
     return hook
+
+
+async def _preview_gate(
+    settings: Settings, redis_url: str, spec: BatchSpec, store: BatchStore, report: StagingReport
+) -> None:
+    """Refuse a batch whose dry-run preview exceeds confirm_threshold (docs/sweeps.md)."""
+    if settings.confirm_threshold is None:
+        return
+    runtime = await open_runtime(settings, redis_url=redis_url)
+    try:
+        check = confirm_hook(
+            client=runtime.client_for(spec.seller),
+            spec=spec,
+            threshold=settings.confirm_threshold,
+            cancellable=settings.cancellable_statuses,
+            concurrency=settings.concurrency,
+        )
+        if check is not None:
+            await check(store, report)
+    finally:
+        await runtime.close()
 
 
 def _report_skipped_rows(report: StagingReport) -> None:
@@ -752,10 +771,12 @@ def _explain_interrupt(batch_id: str, status: BatchStatus, *, stopped: bool, san
 # -- worker -------------------------------------------------------------------------------------
 
 
-async def cmd_worker(args: argparse.Namespace) -> int:
+async def cmd_worker(args: argparse.Namespace, *, mode: WorkerMode = "chunks") -> int:
     settings = _settings(sandbox=False)
     async with redis_endpoint(settings) as redis_url:
-        worker = build_worker(settings, redis_url=redis_url, burst=args.burst, handle_signals=False)
+        worker = build_worker(
+            settings, redis_url=redis_url, burst=args.burst, handle_signals=False, mode=mode
+        )
         main_task = asyncio.create_task(worker.main())
         worker.main_task = main_task
         stopping: set[asyncio.Task[None]] = set()
@@ -773,7 +794,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        log.info("worker_started", burst=args.burst)
+        log.info("worker_started", burst=args.burst, mode=mode)
         try:
             await asyncio.wait({main_task})
         finally:
@@ -800,6 +821,40 @@ async def _drain(worker: Any, main_task: asyncio.Task[None]) -> None:
         await asyncio.wait(running)
         running = [task for task in worker.tasks.values() if not task.done()]
     main_task.cancel()
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+
+
+async def cmd_sweep(args: argparse.Namespace) -> int:
+    """The sweep scheduler (an arq cron worker); with --once, every rule now (docs/sweeps.md)."""
+    settings = _settings(sandbox=False)
+    if not settings.sweeps:
+        raise InputError(
+            "no sweep rules: add [[sweeps]] tables to the LAZCANCEL_CONFIG file "
+            "(config/lazcancel.example.toml shows every key)"
+        )
+    if not args.once:
+        if args.dry_run:
+            raise InputError("--dry-run needs --once; for scheduled dry runs set dry_run = true")
+        return await cmd_worker(args, mode="sweep")
+    async with redis_endpoint(settings) as redis_url:
+        reports = await run_sweeps_once(settings, redis_url=redis_url, dry_run=args.dry_run)
+        failed = False
+        async with open_store(redis_url) as store:
+            for report in reports:
+                status = await store.status(report.batch_id)
+                if report.error:
+                    _out(f"{report.batch_id}\terror: {report.error}")
+                elif not report.ran:
+                    _out(f"{report.batch_id}\talready ran this minute")
+                elif status is not None:
+                    counts = " ".join(f"{k}={v}" for k, v in status.counts.items())
+                    _out(
+                        f"{report.batch_id}\t{status.state}\titems={report.items_selected} {counts}"
+                    )
+                failed = failed or bool(report.error) or bool(status and status.counts["failed"])
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # -- status, results, abort ---------------------------------------------------------------------
