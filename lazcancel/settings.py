@@ -144,7 +144,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         result_ttl_seconds=int(_get(results, "results.ttl_days", float, 30.0) * 86400),
         max_batch_orders=_get(doc, "max_batch_orders", int, 200_000),
         confirm_threshold=_get(doc, "confirm_threshold", int, None),
-        sweeps=tuple(_sweep(i, raw) for i, raw in enumerate(_get(doc, "sweeps", list, []))),
+        sweeps=tuple(
+            _sweep(i, raw, Path(config_path).parent if config_path else None)
+            for i, raw in enumerate(_get(doc, "sweeps", list, []))
+        ),
         heartbeat_seconds=_positive(
             _get(worker, "worker.heartbeat_seconds", float, 15.0), "worker.heartbeat_seconds"
         ),
@@ -248,18 +251,54 @@ def _auth_url_for(api_url: str) -> str:
     return AUTH_GATEWAY if api_url.rstrip("/") in GATEWAYS.values() else api_url
 
 
-def _sweep(index: int, raw: Any) -> SweepRule:
+# The type each sweep key must have in TOML (int where a float is expected is fine).
+_SWEEP_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "seller": str,
+    "statuses": list,
+    "skus": list,
+    "sku_file": str,
+    "sku_redis_set": str,
+    "min_age_hours": (int, float),
+    "lookback_days": (int, float),
+    "reason": str,
+    "max_items": int,
+    "dry_run": bool,
+    "allow_whole_package": bool,
+    "schedule": dict,
+}
+
+
+def _sweep(index: int, raw: Any, base_dir: Path | None) -> SweepRule:
     if not isinstance(raw, dict) or not raw.get("name"):
         raise SettingsError(f"sweeps[{index}] must be a table with a name")
-    known = set(SweepRule.__dataclass_fields__)
-    unknown = set(raw) - known
+    where = f"sweeps[{index}] ({raw['name']})"
+    unknown = set(raw) - set(_SWEEP_TYPES)
     if unknown:
-        raise SettingsError(f"sweeps[{index}] ({raw['name']}): unknown keys {sorted(unknown)}")
+        raise SettingsError(f"{where}: unknown keys {sorted(unknown)}")
+    for key, value in raw.items():
+        kind = _SWEEP_TYPES[key]
+        wrong_bool = isinstance(value, bool) and kind is not bool
+        if not isinstance(value, kind) or wrong_bool:
+            expected = "a list of strings" if kind is list else _type_name(kind)
+            raise SettingsError(f"{where}: {key} must be {expected}, got {value!r}")
     values = dict(raw)
     for key in ("statuses", "skus"):
         if key in values:
             values[key] = tuple(str(v) for v in values[key])
+    if values.get("sku_file") and base_dir is not None:
+        # A relative sku_file is read next to the configuration file, not the working directory.
+        values["sku_file"] = str(base_dir / values["sku_file"])
     return SweepRule(**values)
+
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", bool: "true or false", dict: "a table"}
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    if isinstance(kind, tuple):
+        return "a number"
+    return _TYPE_NAMES.get(kind, kind.__name__)
 
 
 def _table(doc: Mapping[str, Any], key: str) -> dict[str, Any]:

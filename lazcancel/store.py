@@ -12,6 +12,10 @@ Key schema (``{b}`` is a batch id, ``{s}`` a seller name), every key under ``laz
 - ``batches`` sorted set: batch ids by creation time (housekeeping).
 - ``intent:{s}:{item id}`` string: ``<batch id> <epoch>``, set before a cancel is sent.
 
+Other modules keep their own keys under the same prefix: ``rate:`` and ``ban:``
+(lazcancel.ratelimit), ``token:`` (lazcancel.tokens), ``budget:`` (lazcancel.budget),
+``sweep:`` and ``housekeeping`` (jobs.sweep), ``worker:`` (worker.liveness).
+
 Everything of a batch expires after the retention time. This module knows nothing about Lazada.
 """
 
