@@ -31,7 +31,8 @@ from lazcancel.models import CancelTip, ItemResult, OrderItem, Outcome, ReasonOp
 from lazcancel.store import BatchSpec, BatchStore, Selection
 
 CHUNK_SIZE = 50  # GetMultipleOrderItems takes at most 50 order ids per call.
-CHUNK_RETRY_DELAY = 5.0
+# Store calls already ride out a Redis restart; what still fails is retried soon.
+CHUNK_RETRY_DELAY = 1.0
 
 log = structlog.get_logger(__name__)
 
@@ -169,10 +170,17 @@ class ChunkRun:
             await self._fail_orders([o for o, _ in todo], exc)
             return self.tally
 
-        await asyncio.gather(
-            *(self._order(order_id, sel, items_by_order.get(order_id)) for order_id, sel in todo)
+        ended = await asyncio.gather(
+            *(self._order(order_id, sel, items_by_order.get(order_id)) for order_id, sel in todo),
+            return_exceptions=True,
         )
+        # One order's failure (Redis gone) ends the run only once the others have recorded
+        # what they decided, and the creates sent are confirmed: nothing keeps running behind
+        # the chunk's next run, and no decided outcome is dropped.
         await self._confirm()
+        failures = [e for e in ended if isinstance(e, BaseException)]
+        if failures:
+            raise failures[0]
         left = set(self.left)
         await self.store.mark_orders_done(batch_id, [o for o, _ in todo if o not in left])
         if left:

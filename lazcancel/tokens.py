@@ -128,7 +128,10 @@ class RedisTokenSource:
         await self._redis_op(lambda: self._redis.eval(_UNLOCK, 1, self._lock_key, owner))
 
     async def _refresh_locked(self, stale_token: str) -> str:
-        access, refresh, _failed = await self._read()
+        # The previous holder may have refreshed, or failed, since this worker last looked.
+        access, refresh, failed = await self._read()
+        if failed is not None:
+            raise self._failure(failed)
         if access != stale_token:
             return access
         try:

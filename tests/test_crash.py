@@ -13,18 +13,22 @@ import random
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from lazada_sandbox import SandboxServer, Scenario
+from lazcancel.embedded_redis import RedisServer, free_port
+from lazcancel.models import Outcome
 from lazcancel.settings import Settings
 from lazcancel.store import BatchSpec
-from tests.flow_helpers import read_batch, rows, settings_for
+from tests.flow_helpers import creates, read_batch, rows, settings_for
 from tests.test_faults import assert_agrees_with_sandbox
-from worker.runner import submit_batch
+from worker.runner import process_batch, submit_batch
 
 WORKER_TIMEOUT_S = 120.0
 
@@ -171,3 +175,103 @@ async def test_deploys_leave_chunks_for_the_next_worker_without_using_their_trie
     assert not [key for key in tally if key.startswith("failed")], tally
     assert workers.events("chunk_paused"), "single signals must have paused chunks"
     assert not workers.events("max retries"), "no chunk may run out of tries"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis that keeps its data on disk, as a deployed one does, so it can be restarted."""
+    server = RedisServer(port=free_port(), data_dir=tmp_path / "redis")
+    server.start()
+    yield server
+    server.close()
+
+
+async def supervise(workers: Workers, count: int, until: Callable[[], Awaitable[bool]]) -> int:
+    """Keep ``count`` workers running, as the Procfile's supervisor does; returns restarts."""
+    running = [await workers.start() for _ in range(count)]
+    restarts = 0
+    while not await until():
+        for n, proc in enumerate(running):
+            if proc.returncode is not None:
+                restarts += proc.returncode != 0
+                running[n] = await workers.start()
+        await asyncio.sleep(0.2)
+    for proc in running:
+        await finish(proc)
+    return restarts
+
+
+async def test_redis_restart_mid_batch_keeps_workers_busy_and_loses_no_outcome(
+    make_sandbox: Any, own_redis: RedisServer, workers_factory: Callable[..., Workers]
+) -> None:
+    sb = await make_sandbox(Scenario.generate(n_orders=400, seed=9))
+    order_ids = [o.order_id for o in sb.scenario.orders]
+    batch_id = await submit(settings_for(sb), own_redis.url, order_ids)
+    workers = workers_factory(sb, own_redis.url, worker_config(heartbeat=2.0, rate=40))
+    marks: dict[str, float] = {}
+
+    async def outage() -> None:
+        await asyncio.sleep(3)
+        marks["down"] = time.monotonic()
+        await asyncio.to_thread(own_redis.stop)
+        await asyncio.sleep(3)
+        await asyncio.to_thread(own_redis.start)
+        marks["up"], marks["calls_up"] = time.monotonic(), len(sb.ledger)
+        while len(sb.ledger) < marks["calls_up"] + 20:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        marks["busy_again"] = time.monotonic()
+
+    restart = asyncio.create_task(outage())
+    redis = aioredis.Redis.from_url(own_redis.url, decode_responses=True)
+
+    async def finished() -> bool:
+        if not restart.done():
+            return False
+        return bool(await redis.hget(f"lazcancel:batch:{batch_id}", "state") == "done")
+
+    restarts = await supervise(workers, 2, finished)
+    await redis.aclose()
+    # The workers rode the restart out: none died, and calls resumed within seconds.
+    assert restarts == 0
+    assert marks["busy_again"] - marks["up"] < 5
+    assert workers.events("worker_heartbeat_failed"), "Redis must have gone away under them"
+    run = await read_batch(own_redis.url, batch_id)
+    tally = assert_agrees_with_sandbox(sb, run.results, order_ids)
+    assert not [key for key in tally if key.startswith("failed")], tally
+
+
+async def test_outcome_decided_while_redis_is_down_is_written_when_it_returns(
+    make_sandbox: Any, own_redis: RedisServer
+) -> None:
+    sb = await make_sandbox(Scenario.generate(n_orders=1, seed=3))
+    [only] = sb.scenario.orders
+    pending = [i.order_item_id for i in only.items if i.status == "pending"]
+    assert pending, "the seeded order must have a cancellable item"
+    # The create is answered 2 s late: Redis stops while it is on its way.
+    sb.faults.set({"script": {"/order/reverse/cancel/create": ["slow"]}, "slow_seconds": 2.0})
+    settings = settings_for(sb)
+    batch_id = await submit(settings, own_redis.url, [only.order_id])
+    marks: dict[str, float] = {}
+
+    async def outage() -> None:
+        while not creates(sb):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(own_redis.stop)
+        marks["down"] = time.time()
+        await asyncio.sleep(4)
+        marks["up"] = time.time()
+        await asyncio.to_thread(own_redis.start)
+
+    restart = asyncio.create_task(outage())
+    await process_batch(settings=settings, redis_url=own_redis.url, batch_id=batch_id)
+    await restart
+
+    run = await read_batch(own_redis.url, batch_id)
+    for item_id in pending:
+        result = run.of(only.order_id, item_id)
+        assert result.outcome is Outcome.CANCELLED
+        # Stamped when decided, while Redis was down; written once it came back.
+        decided = datetime.strptime(result.updated_at, "%Y-%m-%dT%H:%M:%SZ")
+        decided_at = decided.replace(tzinfo=UTC).timestamp()
+        assert marks["down"] - 1 <= decided_at < marks["up"] - 1
+    assert_agrees_with_sandbox(sb, run.results, [only.order_id])

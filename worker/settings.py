@@ -6,6 +6,7 @@ which processes its batch in-process, and ``lazcancel sweep``, the scheduler of 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, cast
 
@@ -13,6 +14,10 @@ from arq.connections import RedisSettings, create_pool
 from arq.cron import CronJob, cron
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.cancel import process_chunk
 from jobs.enqueue import QUEUE_NAME
@@ -26,6 +31,8 @@ from worker.runtime import Runtime, open_runtime
 # again once this expires, so it stays well above a chunk's run time but not much more.
 JOB_TIMEOUT_S = 600
 MAX_TRIES = 50
+# Attempts of each arq Redis command: backoff capped at 2 s rides out a two-minute restart.
+REDIS_RETRIES = 64
 # The sweep scheduler's own queue: chunk workers never see its cron jobs, and it queues the
 # sweep batches' chunks on QUEUE_NAME for them.
 SWEEP_QUEUE_NAME = "lazcancel:sweeps"
@@ -69,6 +76,16 @@ async def job_ended(ctx: dict[str, Any]) -> None:
     liveness = ctx["runtime"].liveness
     if liveness is not None:
         await liveness.job_ended(ctx["job_id"])
+
+
+def patient_redis(redis_url: str) -> RedisSettings:
+    """arq's connection, retrying through a Redis restart (about two minutes) before the
+    worker gives up and exits for its supervisor to restart it."""
+    return dataclasses.replace(
+        RedisSettings.from_dsn(redis_url),
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=REDIS_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OSError],
+    )
 
 
 class Stopping:
@@ -119,7 +136,7 @@ def build_worker(
     worker = Worker(
         functions=WorkerSettings.functions,
         queue_name=QUEUE_NAME,
-        redis_settings=RedisSettings.from_dsn(redis_url),
+        redis_settings=patient_redis(redis_url),
         on_startup=chunk_startup,
         on_shutdown=shutdown,
         on_job_start=job_started,
