@@ -57,6 +57,8 @@ class FlowDeps:
     confirm_delay: float = 0.5
     create_attempts: int = 3
     intent_grace: float = 300.0
+    # How long a create the client gave up on may still take to be applied (its read timeout).
+    settle_delay: float = 30.0
     # True once the worker is shutting down: start no new order, leave the rest for the next.
     stopping: Callable[[], bool] = lambda: False
 
@@ -471,6 +473,7 @@ class ChunkRun:
                 if rest:
                     give_up.append(replace(pending, items=rest))
             self.tally.pending = []
+            give_up, current = await self._last_look(give_up, current)
             await self._record_unconfirmed(give_up, current)
             for pending in resend:
                 log.info("cancel_resent", items=len(pending.items), create=pending.creates + 1)
@@ -492,6 +495,20 @@ class ChunkRun:
             if not self.tally.pending:
                 break
         return current
+
+    async def _last_look(
+        self, give_up: list[Pending], current: dict[str, OrderItem]
+    ) -> tuple[list[Pending], dict[str, OrderItem]]:
+        """Before failing items whose last create went unanswered, wait until that create can
+        no longer land (an answer that came too late may still have been applied), read again."""
+        unknown = [p for p in give_up if p.error is not None]
+        if not unknown:
+            return give_up, current
+        await asyncio.sleep(self.deps.settle_delay)
+        snapshot = await self._reread({p.order_id for p in unknown})
+        if snapshot is None:
+            return give_up, current
+        return await self._settle(give_up, snapshot), snapshot
 
     def _resendable(
         self, pending: Pending, current: dict[str, OrderItem]

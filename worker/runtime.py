@@ -106,6 +106,7 @@ async def open_runtime(settings: Settings, *, redis_url: str) -> Runtime:
         order_slots=asyncio.Semaphore(settings.concurrency),
         budget=RedisBudget(redis, sellers=settings.sellers),
         confirm_delay=settings.confirm_delay or 0.5,
+        settle_delay=settings.read_timeout,
     )
     runtime.sweep = SweepDeps(
         settings=settings,
