@@ -8,7 +8,8 @@ store through the job context and knows nothing of how the worker was started.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -59,6 +60,8 @@ class FlowDeps:
     intent_grace: float = 300.0
     # How long a create the client gave up on may still take to be applied (its read timeout).
     settle_delay: float = 30.0
+    # The gateway's clock (epoch seconds, from its Date header), to report a refused timestamp.
+    gateway_clock: Callable[[str], Awaitable[float | None]] | None = None
     # True once the worker is shutting down: start no new order, leave the rest for the next.
     stopping: Callable[[], bool] = lambda: False
 
@@ -155,6 +158,7 @@ class ChunkRun:
         self.tally = ChunkTally()
         self.read_error: LazadaError | None = None
         self.left: list[str] = []
+        self._gateway_time: asyncio.Future[float | None] | None = None
 
     async def run(self) -> ChunkTally:
         batch_id = self.spec.batch_id
@@ -220,16 +224,32 @@ class ChunkRun:
         return True
 
     async def _halt(self, exc: LazadaError) -> None:
-        first = await self.store.halt(self.spec.batch_id, f"{exc.code}: {exc.message}")
+        reason = f"{exc.code}: {exc.message}"
+        if _clock_rejected(exc):
+            reason += await self._clocks()
+        first = await self.store.halt(self.spec.batch_id, reason)
         if first:
             log.error(
                 "batch_halted",
                 code=exc.code,
                 api=exc.api,
                 request_id=exc.request_id,
-                error=exc.message,
+                error=reason,
                 fix="check the app key, app secret, access token and the machine clock",
             )
+
+    async def _clocks(self) -> str:
+        """Both clocks, for a timestamp the gateway refused: ours, and its HTTP Date."""
+        ours = time.time()
+        if self._gateway_time is None and self.deps.gateway_clock is not None:
+            self._gateway_time = asyncio.ensure_future(self.deps.gateway_clock(self.spec.seller))
+        theirs = await self._gateway_time if self._gateway_time is not None else None
+        if theirs is None:
+            return f"; our clock says {_utc(ours)}, the gateway's is unknown"
+        return (
+            f"; our clock says {_utc(ours)}, the gateway's (its Date header) {_utc(theirs)}: "
+            f"{ours - theirs:+.0f} s apart; set this machine's clock right (NTP)"
+        )
 
     async def _fail_orders(self, order_ids: Sequence[str], exc: LazadaError) -> None:
         if isinstance(exc, ConfigurationError | AuthError):
@@ -597,6 +617,15 @@ class ChunkRun:
         # Never read back: say so, rather than claim Lazada showed it uncancelled.
         error = self.read_error
         return f"cancel requested, but re-reading the item failed ({error.code}: {error.message})"
+
+
+def _clock_rejected(exc: LazadaError) -> bool:
+    # The gateway names no code of its own for a stale timestamp, only this wording.
+    return isinstance(exc, ConfigurationError) and "timestamp" in exc.message.lower()
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def pick_reason(options: Sequence[ReasonOption], wanted: str) -> ReasonOption | None:

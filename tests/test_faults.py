@@ -4,10 +4,21 @@ twice."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import re
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from yarl import URL
 
 from lazada_sandbox import SandboxServer, Scenario
 from lazcancel.models import ItemResult, Outcome
@@ -122,3 +133,65 @@ async def test_create_applied_after_the_client_gave_up_is_found_not_failed(
     assert len(creates(sb)) == 3
     assert run.of(O1, I1).outcome is Outcome.CANCELLED
     assert_agrees_with_sandbox(sb, run.results, [O1])
+
+
+@contextlib.asynccontextmanager
+async def gateway_clock_shown(sb: SandboxServer) -> AsyncIterator[str]:
+    """The sandbox behind a loopback relay whose HTTP Date header tells the sandbox's clock,
+    as a real gateway's tells its own; yields the relay's API URL."""
+    async with aiohttp.ClientSession() as session:
+
+        async def relay(request: web.Request) -> web.Response:
+            target = URL(f"http://{sb.host}:{sb.port}{request.raw_path}", encoded=True)
+            headers = {"Content-Type": request.headers.get("Content-Type", "text/plain")}
+            body = await request.read()
+            async with session.request(request.method, target, data=body, headers=headers) as up:
+                answer = await up.read()
+                kind = up.headers.get("Content-Type", "application/json")
+                status = up.status
+            date = formatdate(sb.clock.now(), usegmt=True)
+            return web.Response(
+                body=answer, status=status, headers={"Content-Type": kind, "Date": date}
+            )
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", relay)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}/rest"
+        finally:
+            await runner.cleanup()
+
+
+async def test_clock_skew_halts_the_batch_once_naming_both_clocks(
+    make_sandbox: Any, redis_url: str
+) -> None:
+    orders = [order(f"6628340052{n:05d}", item(f"6628340053{n:05d}")) for n in range(120)]
+    sb = await make_sandbox(scenario(*orders))
+    sb.clock.set(offset_s=3 * 3600)  # our clock is three hours behind the gateway's
+    settings = settings_for(sb)
+    async with gateway_clock_shown(sb) as url:
+        seller = dataclasses.replace(settings.sellers["default"], api_url=url)
+        settings = dataclasses.replace(settings, sellers={"default": seller})
+        with structlog.testing.capture_logs() as logs:
+            started = time.time()
+            run = await run_batch(settings, redis_url, rows(*(o["order_id"] for o in orders)))
+
+    halted = run.status.halted or ""
+    assert halted.startswith("IncompleteSignature: ") and "7200 s window" in halted
+    ours, theirs = (
+        datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        for t in re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", halted)
+    )
+    assert abs(ours - started) < 30
+    assert abs(theirs - ours - 3 * 3600) < 5
+    apart = re.search(r"(-?\d+) s apart; set this machine's clock right", halted)
+    assert apart and abs(int(apart.group(1)) + 3 * 3600) <= 2
+    # Reported once, as a configuration error; never retried: a call per chunk at most.
+    assert [e["event"] for e in logs].count("batch_halted") == 1
+    assert len(sb.ledger) <= 3
+    assert run.status.counts["failed"] == 120
+    assert {r.code for r in run.results.values()} == {"IncompleteSignature"}
+    assert creates(sb) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -77,6 +78,21 @@ class Runtime:
             exchange=exchange,
         )
 
+    async def gateway_clock(self, name: str) -> float | None:
+        """The gateway's time from the Date header of a plain GET on its base URL, or None."""
+        url = self.settings.seller(name).api_url
+        try:
+            async with self.session.get(
+                url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=5)
+            ) as response:
+                date = response.headers.get("Date")
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return None
+        try:
+            return parsedate_to_datetime(date).timestamp() if date else None
+        except (TypeError, ValueError):
+            return None
+
     async def close(self) -> None:
         if self.liveness is not None:
             await self.liveness.stop()
@@ -107,6 +123,7 @@ async def open_runtime(settings: Settings, *, redis_url: str) -> Runtime:
         budget=RedisBudget(redis, sellers=settings.sellers),
         confirm_delay=settings.confirm_delay or 0.5,
         settle_delay=settings.read_timeout,
+        gateway_clock=runtime.gateway_clock,
     )
     runtime.sweep = SweepDeps(
         settings=settings,
