@@ -136,12 +136,17 @@ async def test_create_applied_after_the_client_gave_up_is_found_not_failed(
 
 
 @contextlib.asynccontextmanager
-async def gateway_clock_shown(sb: SandboxServer) -> AsyncIterator[str]:
+async def gateway_clock_shown(
+    sb: SandboxServer, sent: list[str] | None = None
+) -> AsyncIterator[str]:
     """The sandbox behind a loopback relay whose HTTP Date header tells the sandbox's clock,
-    as a real gateway's tells its own; yields the relay's API URL."""
+    as a real gateway's tells its own; yields the relay's API URL. ``sent`` collects the raw
+    query string of every request."""
     async with aiohttp.ClientSession() as session:
 
         async def relay(request: web.Request) -> web.Response:
+            if sent is not None:
+                sent.append(request.query_string)
             target = URL(f"http://{sb.host}:{sb.port}{request.raw_path}", encoded=True)
             headers = {"Content-Type": request.headers.get("Content-Type", "text/plain")}
             body = await request.read()
@@ -156,7 +161,7 @@ async def gateway_clock_shown(sb: SandboxServer) -> AsyncIterator[str]:
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", relay)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         try:

@@ -76,7 +76,7 @@ async def gateway_answering(body: bytes, content_type: str) -> AsyncIterator[str
 
     app = web.Application()
     app.router.add_route("*", "/rest/{api:.+}", answer)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
