@@ -1,7 +1,7 @@
 """One burst worker process: drain the lazcancel queue and exit, configured by the environment.
 
-What ``lazcancel worker --burst`` does, without the CLI: the scale test and the benchmarks start
-several of these side by side against one Redis.
+``lazcancel worker --burst`` with one more knob, ``--max-jobs``: the two-process scale test runs
+two of these with one chunk each, so that both work at once against one limit.
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ async def drain(max_jobs: int) -> None:
     if not redis_url:
         raise SystemExit("REDIS_URL must name the Redis that holds the queue")
     worker = build_worker(
-        load_settings(), redis_url=redis_url, burst=True, handle_signals=False, max_jobs=max_jobs
+        load_settings(),
+        redis_url=redis_url,
+        burst=True,
+        handle_signals=False,
+        max_jobs=max_jobs,
     )
     try:
         await worker.main()

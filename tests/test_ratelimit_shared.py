@@ -21,6 +21,7 @@ from lazcancel.ratelimit import (
     RedisLimiter,
     ban_key,
     rate_key,
+    smoother,
 )
 from worker.runtime import connect_redis
 
@@ -64,6 +65,13 @@ def test_is_a_limiter_paced_a_little_below_the_rate(redis: aioredis.Redis) -> No
     assert isinstance(lim, RedisLimiter)
     assert lim.interval(API) == math.ceil(1e6 / (50.0 * (1 - DEFAULT_HEADROOM))) / 1e6
     assert 0.020 < lim.interval(API) < 0.021
+
+
+async def test_the_smoother_in_front_is_looser_than_the_shared_rate() -> None:
+    local = smoother(lambda api: 20.0)
+    elapsed = await timed(lambda: acquire_n(local, API, 4))
+    # 3 intervals of 1 / (1.5 * 20) s: it spreads callers, the shared limiter sets the rate.
+    assert 0.095 <= elapsed < 0.15
 
 
 async def test_two_processes_share_one_rate(redis: aioredis.Redis) -> None:

@@ -17,7 +17,7 @@ from jobs.sweep import SweepDeps
 from lazcancel.budget import RedisBudget
 from lazcancel.client import LazadaClient, RetryPolicy, StaticToken, TokenSource, session_for
 from lazcancel.models import TokenSet
-from lazcancel.ratelimit import LocalLimiter, RedisLimiter
+from lazcancel.ratelimit import RedisLimiter, smoother
 from lazcancel.settings import Settings
 from lazcancel.store import BatchStore
 from lazcancel.tokens import RedisTokenSource
@@ -54,7 +54,7 @@ class Runtime:
                 self.redis,
                 seller=name,
                 rate_for=self.settings.rate_for,
-                local=LocalLimiter(rate_for=self.settings.rate_for),
+                local=smoother(self.settings.rate_for),
             ),
             retry=RetryPolicy(
                 attempts=self.settings.retry_attempts,
