@@ -62,6 +62,8 @@ class FlowDeps:
     settle_delay: float = 30.0
     # The gateway's clock (epoch seconds, from its Date header), to report a refused timestamp.
     gateway_clock: Callable[[str], Awaitable[float | None]] | None = None
+    # A chunk running longer than this stops and runs again (None: no limit).
+    chunk_seconds: float | None = None
     # True once the worker is shutting down: start no new order, leave the rest for the next.
     stopping: Callable[[], bool] = lambda: False
 
@@ -112,8 +114,17 @@ async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[
         batch_id=batch_id, seller=spec.seller, chunk=index
     ):
         run = ChunkRun(deps, spec, index)
+        deadline = asyncio.timeout(deps.chunk_seconds)
         try:
-            tally = await run.run()
+            async with deadline:
+                tally = await run.run()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            # Past arq's job timeout the chunk would fail for good, its orders left without
+            # an outcome; stopping a little earlier lets its next run finish them.
+            log.warning("chunk_overran", seconds=deps.chunk_seconds)
+            raise Retry(defer=CHUNK_RETRY_DELAY) from None
         except ChunkStopped as stopped:
             log.info("chunk_paused", left=stopped.left)
             await _give_back_try(ctx)

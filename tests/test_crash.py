@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from jobs.enqueue import QUEUE_NAME
 from lazada_sandbox import SandboxServer, Scenario
 from lazcancel.embedded_redis import RedisServer, free_port
 from lazcancel.models import Outcome
@@ -28,6 +29,7 @@ from lazcancel.settings import Settings
 from lazcancel.store import BatchSpec
 from tests.flow_helpers import creates, read_batch, rows, settings_for
 from tests.test_faults import assert_agrees_with_sandbox
+from worker.liveness import Liveness, heartbeat_key
 from worker.runner import process_batch, submit_batch
 
 WORKER_TIMEOUT_S = 120.0
@@ -275,3 +277,31 @@ async def test_outcome_decided_while_redis_is_down_is_written_when_it_returns(
         decided_at = decided.replace(tzinfo=UTC).timestamp()
         assert marks["down"] - 1 <= decided_at < marks["up"] - 1
     assert_agrees_with_sandbox(sb, run.results, [only.order_id])
+
+
+async def test_liveness_reclaims_only_jobs_of_dead_or_no_workers(redis_url: str) -> None:
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    watcher = Liveness(redis, queue_name=QUEUE_NAME, ttl=1.0)
+    await redis.set(heartbeat_key("live-worker"), "1", px=60_000)
+    jobs = {"dead": "gone-worker", "alive": "live-worker", "starting": ""}
+    for job, owner in jobs.items():
+        await redis.zadd(QUEUE_NAME, {job: 1})
+        await redis.set(f"arq:in-progress:{job}", "1", px=600_000)
+        if owner:
+            await redis.hset("lazcancel:running", job, owner)
+
+    assert await watcher.check() == []  # first sight: suspicion only
+    await asyncio.sleep(0.3)
+    assert await watcher.check() == []  # not silent for a whole heartbeat yet
+    # Started again meanwhile by a live worker: its in-progress key is new, so no longer suspect.
+    await redis.set("arq:in-progress:starting", "1", px=610_000)
+    await asyncio.sleep(0.8)
+    assert await watcher.check() == ["dead"]
+    assert not await redis.exists("arq:in-progress:dead")
+    assert await redis.hget("lazcancel:running", "dead") is None
+    assert await redis.exists("arq:in-progress:alive", "arq:in-progress:starting") == 2
+    # Still unclaimed a heartbeat later: a worker died between arq's start and its record.
+    await asyncio.sleep(1.1)
+    assert await watcher.check() == ["starting"]
+    assert await redis.exists("arq:in-progress:alive") == 1
+    await redis.aclose()

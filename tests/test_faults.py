@@ -22,7 +22,17 @@ from yarl import URL
 
 from lazada_sandbox import SandboxServer, Scenario
 from lazcancel.models import ItemResult, Outcome
-from tests.flow_helpers import creates, item, order, rows, run_batch, scenario, settings_for
+from tests.flow_helpers import (
+    creates,
+    item,
+    order,
+    read_batch,
+    rows,
+    run_batch,
+    scenario,
+    settings_for,
+)
+from worker.settings import build_worker
 
 # The codes a run may end an item with when the gateway kept failing (never a business code).
 TRANSIENT_CODES = frozenset({"ServiceTimeout", "6", "106", "upstream_error"})
@@ -200,3 +210,31 @@ async def test_clock_skew_halts_the_batch_once_naming_both_clocks(
     assert run.status.counts["failed"] == 120
     assert {r.code for r in run.results.values()} == {"IncompleteSignature"}
     assert creates(sb) == []
+
+
+async def test_chunk_slower_than_the_job_timeout_stops_in_time_and_runs_again(
+    make_sandbox: Any, redis_url: str
+) -> None:
+    orders = [order(f"6628340052{n:05d}", item(f"6628340053{n:05d}")) for n in range(8)]
+    sb = await make_sandbox(scenario(*orders))
+    sb.faults.set({"rate": 1.0, "kinds": ["slow"], "slow_seconds": 0.6, "seed": 1,
+                   "routes": ["/order/reverse/cancel/validate"]})  # fmt: skip
+    settings = dataclasses.replace(settings_for(sb), concurrency=2)
+    order_ids = [o["order_id"] for o in orders]
+    run = await run_batch(settings, redis_url, rows(*order_ids), process=False)
+    # 8 validates of 0.6 s, two at a time: 2.4 s of work against a 2 s job timeout.
+    worker = build_worker(
+        settings, redis_url=redis_url, burst=True, handle_signals=False, job_timeout=2
+    )
+    with structlog.testing.capture_logs() as logs:
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+
+    assert worker.jobs_failed == 0
+    assert [e["event"] for e in logs].count("chunk_overran") >= 1
+    done = await read_batch(redis_url, run.batch_id)
+    assert done.status.state == "done"
+    tally = assert_agrees_with_sandbox(sb, done.results, order_ids)
+    assert tally["cancelled:"] == 8

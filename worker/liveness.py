@@ -83,13 +83,11 @@ class Liveness:
         *,
         queue_name: str,
         ttl: float = 15.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.redis: Any = redis
         self.queue_name = queue_name
         self.ttl = ttl
         self.worker_id = new_worker_id()
-        self._clock = clock
         self._suspects: dict[str, Suspect] = {}
         self._task: asyncio.Task[None] | None = None
         self._reclaim = redis.register_script(_RECLAIM)
@@ -138,7 +136,7 @@ class Liveness:
         """Reclaim the jobs held too long by dead workers (or none); returns their ids."""
         held = await self._held_jobs()
         alive = await self._alive({owner for owner, _ttl in held.values() if owner})
-        now = self._clock()
+        now = time.monotonic()
         reclaimed: list[str] = []
         for job_id, (owner, ttl_ms) in held.items():
             if owner in alive:

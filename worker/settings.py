@@ -31,6 +31,8 @@ from worker.runtime import Runtime, open_runtime
 # again once this expires, so it stays well above a chunk's run time but not much more.
 JOB_TIMEOUT_S = 600
 MAX_TRIES = 50
+# A chunk stops itself this long before arq's timeout would fail it, and is run again.
+CHUNK_MARGIN_S = 30
 # Attempts of each arq Redis command: backoff capped at 2 s rides out a two-minute restart.
 REDIS_RETRIES = 64
 # The sweep scheduler's own queue: chunk workers never see its cron jobs, and it queues the
@@ -60,6 +62,8 @@ async def chunk_startup(ctx: dict[str, Any]) -> None:
     runtime: Runtime = ctx["runtime"]
     assert runtime.flow is not None
     runtime.flow.stopping = ctx.get("stopping") or Stopping()
+    timeout = float(ctx.get("job_timeout") or JOB_TIMEOUT_S)
+    runtime.flow.chunk_seconds = max(timeout - CHUNK_MARGIN_S, timeout * 0.9)
     runtime.liveness = Liveness(
         runtime.redis, queue_name=QUEUE_NAME, ttl=runtime.settings.heartbeat_seconds
     )
@@ -132,7 +136,7 @@ def build_worker(
         return _sweep_worker(
             settings, redis_url=redis_url, handle_signals=handle_signals, poll_delay=poll_delay
         )
-    ctx: dict[str, Any] = {"settings": settings, "redis_url": redis_url}
+    ctx: dict[str, Any] = {"settings": settings, "redis_url": redis_url, "job_timeout": job_timeout}
     worker = Worker(
         functions=WorkerSettings.functions,
         queue_name=QUEUE_NAME,
