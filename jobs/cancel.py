@@ -19,7 +19,7 @@ from arq.worker import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobs.choose import CANCELED, choose_items, skip
+from jobs.choose import CANCELED, choose_items, package_groups, skip
 from lazcancel.client import LazadaClient
 from lazcancel.errors import (
     AuthError,
@@ -413,19 +413,22 @@ class ChunkRun:
         return reason
 
     async def _within_budget(self, targets: list[OrderItem]) -> list[OrderItem]:
+        """The targets the daily budget allows, never splitting a packed package."""
         if self.deps.budget is None:
             return targets
         granted = await self.deps.budget.reserve(self.spec.seller, len(targets))
-        if granted < len(targets):
-            held = targets[granted:]
+        allowed: list[OrderItem] = []
+        held: list[OrderItem] = []
+        for group in package_groups(targets):
+            fits = not held and len(allowed) + len(group) <= granted
+            (allowed if fits else held).extend(group)
+        if granted > len(allowed):
+            await self._release_budget(granted - len(allowed))
+        if held:
             log.warning("budget_exhausted", held_back=len(held))
-            await self._record(
-                [
-                    skip(i, "budget_exhausted", "the seller's daily cancellation budget is used up")
-                    for i in held
-                ]
-            )
-        return targets[:granted]
+            message = "the seller's daily cancellation budget is used up"
+            await self._record([skip(i, "budget_exhausted", message) for i in held])
+        return allowed
 
     async def _create(self, order_id: str, targets: list[OrderItem], reason_id: str) -> None:
         claimed, held = await self.store.claim_intents(

@@ -149,6 +149,16 @@ def _apply_package_rule(
     choice.decided = [r for r in choice.decided if r.order_item_id not in taken]
 
 
+def package_groups(items: Sequence[OrderItem]) -> list[list[OrderItem]]:
+    """Items that Lazada cancels together: one group per packed package, else one per item."""
+    groups: dict[str, list[OrderItem]] = {}
+    for item in items:
+        packed = item.package_id and item.status.strip().lower() not in UNPACKED
+        key = f"package:{item.package_id}" if packed else f"item:{item.order_item_id}"
+        groups.setdefault(key, []).append(item)
+    return list(groups.values())
+
+
 def _not_in_order(order_id: str, order_item_id: str) -> ItemResult:
     return ItemResult(
         order_id=order_id,

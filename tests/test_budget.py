@@ -116,3 +116,29 @@ async def test_flow_holds_back_items_beyond_the_budget(make_sandbox: Any, redis_
     assert second.status.counts["skipped"] == 5
     assert {r.code for r in second.results.values()} == {"already_canceled", "budget_exhausted"}
     assert len(creates(sb)) == 3
+
+
+async def test_budget_never_splits_a_packed_package(make_sandbox: Any, redis_url: str) -> None:
+    packed = order(
+        "662834005291234",
+        item("662834005391234", "packed", package="PKG1"),
+        item("662834005491234", "packed", package="PKG1"),
+    )
+    single = order("662834005291235", item("662834005391235"))
+    sb = await make_sandbox(scenario(packed, single))
+    base = settings_for(sb)
+    limited = dataclasses.replace(base.sellers["default"], daily_budget=1)
+    settings = dataclasses.replace(base, sellers={"default": limited})
+
+    run = await run_batch(settings, redis_url, rows("662834005291234", "662834005291235"))
+
+    # One create would cancel both packed items: over a budget of one, so neither is sent, and
+    # the grant goes back to the budget for the single item.
+    assert run.of("662834005291234", "662834005391234").code == "budget_exhausted"
+    assert run.of("662834005291234", "662834005491234").code == "budget_exhausted"
+    assert run.of("662834005291235", "662834005391235").outcome is Outcome.CANCELLED
+    assert sb.item("662834005391234")["status"] == "packed"
+    redis = connect_redis(redis_url)
+    budget = RedisBudget(redis, sellers={"default": limited})
+    assert await budget.used("default") == 1
+    await redis.aclose()
