@@ -113,40 +113,45 @@ async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[
     with structlog.contextvars.bound_contextvars(
         batch_id=batch_id, seller=spec.seller, chunk=index
     ):
-        run = ChunkRun(deps, spec, index)
-        deadline = asyncio.timeout(deps.chunk_seconds)
-        try:
-            async with deadline:
-                tally = await run.run()
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            # Past arq's job timeout the chunk would fail for good, its orders left without
-            # an outcome; stopping a little earlier lets its next run finish them.
-            log.warning("chunk_overran", seconds=deps.chunk_seconds)
-            raise Retry(defer=CHUNK_RETRY_DELAY) from None
-        except ChunkStopped as stopped:
-            log.info("chunk_paused", left=stopped.left)
-            await _give_back_try(ctx)
-            raise Retry() from None
-        except asyncio.CancelledError:
-            # Cancelled by a shutdown (not a timeout): this run must not use up one of its tries.
-            if deps.stopping():
-                await asyncio.shield(_give_back_try(ctx))
-            raise
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            # Results are safe in Redis or not yet written; the rerun skips what is recorded.
-            log.warning("chunk_deferred", error=str(exc), retry_in=CHUNK_RETRY_DELAY)
-            raise Retry(defer=CHUNK_RETRY_DELAY) from exc
-        except Exception:
-            log.exception("chunk_crashed")
-            await run.fail_unfinished("internal_error", "lazcancel failed on this order; see logs")
-            tally = run.tally
+        tally = await _run_once(ctx, ChunkRun(deps, spec, index))
         last = await deps.store.chunk_finished(batch_id, index)
         log.info("chunk_done", orders=tally.orders, created=tally.created, last=last)
         if last:
             log.info("batch_finished")
     return {"orders": tally.orders, "created": tally.created}
+
+
+async def _run_once(ctx: dict[str, Any], run: ChunkRun) -> ChunkTally:
+    """Run the chunk; what interrupts it becomes a Retry of arq's, or failed rows."""
+    deps = run.deps
+    deadline = asyncio.timeout(deps.chunk_seconds)
+    try:
+        async with deadline:
+            return await run.run()
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        # Past arq's job timeout the chunk would fail for good, its orders left without an
+        # outcome; stopping a little earlier lets its next run finish them.
+        log.warning("chunk_overran", seconds=deps.chunk_seconds)
+        raise Retry(defer=CHUNK_RETRY_DELAY) from None
+    except ChunkStopped as stopped:
+        log.info("chunk_paused", left=stopped.left)
+        await _give_back_try(ctx)
+        raise Retry() from None
+    except asyncio.CancelledError:
+        # Cancelled by a shutdown (not a timeout): this run must not use up one of its tries.
+        if deps.stopping():
+            await asyncio.shield(_give_back_try(ctx))
+        raise
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # Results are safe in Redis or not yet written; the rerun skips what is recorded.
+        log.warning("chunk_deferred", error=str(exc), retry_in=CHUNK_RETRY_DELAY)
+        raise Retry(defer=CHUNK_RETRY_DELAY) from exc
+    except Exception:
+        log.exception("chunk_crashed")
+        await run.fail_unfinished("internal_error", "lazcancel failed on this order; see logs")
+        return run.tally
 
 
 async def _give_back_try(ctx: dict[str, Any]) -> None:
