@@ -45,6 +45,8 @@ from lazcancel.ratelimit import Limiter
 
 UPSTREAM_ERROR = "upstream_error"
 MAX_ORDERS_PER_MULTI = 50
+# Fifty orders' items are well under a megabyte; anything far larger is not a real answer.
+MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_PAGE_SIZE = 100
 MAX_OFFSET = 5000
 # UnknownRuntimeException is transient but rarely cured by waiting: give it few attempts.
@@ -391,7 +393,7 @@ class LazadaClient:
             async with self._session.get(
                 url, allow_redirects=False, middlewares=(_no_silent_resend,)
             ) as response:
-                return response.status, await response.read()
+                return response.status, await _read_capped(response, api_path)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             failure: LazadaError = _NotSentError(
                 f"could not connect ({type(exc).__name__})", code=UPSTREAM_ERROR, api=api_path
@@ -545,6 +547,18 @@ def _outcome_unknown(exc: LazadaError) -> OutcomeUnknownError:
     )
 
 
+async def _read_capped(response: aiohttp.ClientResponse, api: str) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > MAX_BODY_BYTES:
+        _upstream(api, f"answer of {declared} bytes is over the {MAX_BODY_BYTES} byte cap")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            _upstream(api, f"answer is over the {MAX_BODY_BYTES} byte cap")
+    return bytes(body)
+
+
 def _decode(status: int, raw: bytes, api: str, secrets: tuple[str, ...]) -> dict[str, Any]:
     """The JSON envelope, or TransientError for anything a gateway in trouble might send."""
     if status != 200:
@@ -554,6 +568,8 @@ def _decode(status: int, raw: bytes, api: str, secrets: tuple[str, ...]) -> dict
         body = json.loads(raw.decode("utf-8"), parse_float=Decimal)
     except (UnicodeDecodeError, ValueError):
         _upstream(api, f"answer is not JSON: {_excerpt(raw, secrets)}")
+    except RecursionError:
+        _upstream(api, "answer is nested too deeply to be a Lazada envelope")
     if not isinstance(body, dict) or "code" not in body:
         _upstream(api, f"answer is not a Lazada envelope: {_excerpt(raw, secrets)}")
     return body
