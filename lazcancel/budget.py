@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from lazcancel.settings import SellerSettings
-from lazcancel.store import PREFIX
+from lazcancel.store import PREFIX, ride_out_outage
 
 BUDGET_PREFIX = f"{PREFIX}:budget"
 # A day's counter must outlive the day in every time zone, and no longer matter after it.
@@ -93,12 +93,9 @@ class RedisBudget:
             return 0
         day = self.day(seller)
         limit = self.limit(seller)
-        granted = int(
-            await self._reserve(
-                keys=[budget_key(seller, day)],
-                args=[count, -1 if limit is None else limit, self.ttl_seconds],
-            )
-        )
+        key = budget_key(seller, day)
+        args = [count, -1 if limit is None else limit, self.ttl_seconds]
+        granted = int(await ride_out_outage(lambda: self._reserve(keys=[key], args=args), "budget"))
         if granted:
             self._held[(seller, day)] = self._held.get((seller, day), 0) + granted
         log.debug("budget_reserved", seller=seller, day=day, wanted=count, granted=granted)
@@ -122,7 +119,8 @@ class RedisBudget:
             self._held[(seller, day)] = held
         else:
             self._held.pop((seller, day), None)
-        await self._release(keys=[budget_key(seller, day)], args=[count])
+        key = budget_key(seller, day)
+        await ride_out_outage(lambda: self._release(keys=[key], args=[count]), "budget")
         log.debug("budget_released", seller=seller, day=day, count=count)
 
     async def used(self, seller: str) -> int:

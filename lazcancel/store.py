@@ -109,6 +109,23 @@ return {claimed, held}
 """
 
 
+async def ride_out_outage(
+    op: Callable[[], Awaitable[T]], what: str, *, outage_seconds: float = 120.0
+) -> T:
+    """Run ``op``, retrying through a Redis restart of up to ``outage_seconds``."""
+    deadline = time.monotonic() + outage_seconds
+    delay = 0.1
+    while True:
+        try:
+            return await op()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("redis_unavailable", op=what, error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def batch_key(batch_id: str) -> str:
     return f"{PREFIX}:batch:{batch_id}"
 
@@ -220,18 +237,7 @@ class BatchStore:
         self._claim = redis.register_script(_CLAIM)
 
     async def _retrying(self, op: Callable[[], Awaitable[T]], what: str) -> T:
-        """Run ``op``, riding out a Redis restart of up to ``outage_seconds``."""
-        deadline = time.monotonic() + self.outage_seconds
-        delay = 0.1
-        while True:
-            try:
-                return await op()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if time.monotonic() >= deadline:
-                    raise
-                log.warning("redis_unavailable", op=what, error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await ride_out_outage(op, what, outage_seconds=self.outage_seconds)
 
     # -- batches ---------------------------------------------------------------------------
 

@@ -142,3 +142,20 @@ async def test_budget_never_splits_a_packed_package(make_sandbox: Any, redis_url
     budget = RedisBudget(redis, sellers={"default": limited})
     assert await budget.used("default") == 1
     await redis.aclose()
+
+
+async def test_reserve_rides_out_a_redis_restart(redis_server: Any, redis_url: str) -> None:
+    redis = connect_redis(redis_url)
+    budget = RedisBudget(redis, sellers={"s1": seller(budget=5)})
+    redis_server.stop()
+
+    async def back_soon() -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(redis_server.start)
+
+    restart = asyncio.create_task(back_soon())
+    assert await budget.reserve("s1", 2) == 2
+    await restart
+    await budget.release("s1", 1)
+    assert await budget.used("s1") == 1
+    await redis.aclose()
