@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import signal
+from email.utils import formatdate
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -75,6 +76,7 @@ class SandboxServer:
 
     async def start(self) -> SandboxServer:
         app = web.Application()
+        app.on_response_prepare.append(self._date_header)
         app.router.add_route("GET", "/rest/{api:.+}", self._rest)
         app.router.add_route("POST", "/rest/{api:.+}", self._rest)
         app.router.add_get("/_sandbox/ledger", self._get_ledger)
@@ -143,8 +145,7 @@ class SandboxServer:
         reply = await self.gateway.handle(api, request.method, params)
         return self._to_response(request, reply)
 
-    @staticmethod
-    def _to_response(request: web.Request, reply: Reply) -> web.StreamResponse:
+    def _to_response(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         if reply.kind == "drop":
             # Closing the transport makes the client see a dropped connection, no answer.
             if request.transport is not None:
@@ -157,6 +158,10 @@ class SandboxServer:
             status=reply.status,
             content_type="application/json",
         )
+
+    async def _date_header(self, _request: web.Request, response: web.StreamResponse) -> None:
+        # A real gateway's Date header tells its clock; every answer here tells the sandbox's.
+        response.headers["Date"] = formatdate(self.clock.now(), usegmt=True)
 
     async def _get_ledger(self, request: web.Request) -> web.Response:
         return web.json_response({"entries": [e.to_dict() for e in self.ledger]})

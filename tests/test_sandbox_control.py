@@ -111,3 +111,15 @@ async def test_serve_forever_runs_until_cancelled(http: aiohttp.ClientSession) -
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert body is not None and len(body["orders"]) == 2
+
+
+async def test_date_header_tells_the_sandbox_clock(
+    sandbox: SandboxServer, http: aiohttp.ClientSession
+) -> None:
+    from email.utils import parsedate_to_datetime
+
+    sandbox.clock.set(offset_s=3 * 3600)
+    for url in (sandbox.url + "/order/get", sandbox.url, control(sandbox, "state")):
+        async with http.get(url) as resp:
+            shown = parsedate_to_datetime(resp.headers["Date"]).timestamp()
+        assert abs(shown - sandbox.clock.now()) < 2
