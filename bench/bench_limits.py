@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import harness as h
 
+from lazcancel.log import configure_logging
+
 # A share of L, measured on validate and create: the two calls every order makes.
 LIMITED = (h.VALIDATE, h.CREATE)
 FLOOR = 2 + 2 / 50
@@ -137,6 +139,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    configure_logging(level="warning")
     runs = asyncio.run(measure(orders=args.orders, limit=args.limit, repeats=args.repeats))
     utilisation_table(runs, limit=args.limit)
     calls_table(

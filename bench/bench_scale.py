@@ -18,6 +18,7 @@ from pathlib import Path
 
 import harness as h
 
+from lazcancel.log import configure_logging
 from lazcancel.store import BatchStore
 
 NO_LIMIT = 1_000_000.0
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--process-seconds", type=float, default=30.0)
     parser.add_argument("--full", action="store_true", help="process the whole batch")
     args = parser.parse_args()
+    configure_logging(level="warning")
     process_s = None if args.full else args.process_seconds
     scale_table(asyncio.run(measure(orders=args.orders, process_s=process_s)))
 

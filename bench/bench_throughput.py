@@ -20,6 +20,8 @@ from typing import Any
 import harness as h
 from lazop_sdk.base import LazopClient, LazopRequest
 
+from lazcancel.log import configure_logging
+
 # No limit at all would not exercise the shared limiter; this one never binds.
 NO_LIMIT = 1_000_000.0
 LATENCIES = (0.0, 0.02)
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    configure_logging(level="warning")
     sdk_orders = {0.0: min(args.orders, 500), 0.02: min(args.orders, 150)}
     runs = asyncio.run(measure(orders=args.orders, repeats=args.repeats, sdk_orders=sdk_orders))
     throughput_table(runs)

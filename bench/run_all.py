@@ -16,6 +16,8 @@ import bench_limits
 import bench_scale
 import bench_throughput
 
+from lazcancel.log import configure_logging
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -70,6 +72,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
+    configure_logging(level="warning")
     start = time.perf_counter()
     asyncio.run(run(args))
     print(
