@@ -306,29 +306,13 @@ class ChunkRun:
     async def _order_steps(
         self, order_id: str, selection: Selection, items: list[OrderItem] | None
     ) -> None:
-        if items is None:
-            await self._record(
-                [
-                    _order_row(
-                        order_id,
-                        Outcome.SKIPPED,
-                        "order_not_found",
-                        "Lazada does not know this order for this seller",
-                    )
-                ]
-            )
-            return
         if not items:
-            await self._record(
-                [
-                    _order_row(
-                        order_id,
-                        Outcome.SKIPPED,
-                        "order_has_no_items",
-                        "Lazada returned no items for this order",
-                    )
-                ]
+            code, message = (
+                ("order_not_found", "Lazada does not know this order for this seller")
+                if items is None
+                else ("order_has_no_items", "Lazada returned no items for this order")
             )
+            await self._record([_order_row(order_id, Outcome.SKIPPED, code, message)])
             return
 
         targets = await self._choose(order_id, selection, items)
