@@ -34,6 +34,7 @@ from lazcancel.store import BatchSpec, BatchStore, Selection
 CHUNK_SIZE = 50  # GetMultipleOrderItems takes at most 50 order ids per call.
 # Store calls already ride out a Redis restart; what still fails is retried soon.
 CHUNK_RETRY_DELAY = 1.0
+FINISHED = frozenset({"done", "aborted"})
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +110,12 @@ async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[
     spec = await deps.store.spec(batch_id)
     if spec is None:
         log.warning("batch_missing", batch_id=batch_id, chunk=index)
+        return {}
+    state, _ = await deps.store.control(batch_id)
+    if state in FINISHED:
+        # A chunk run again after its batch finished: the batch's selections are gone, and
+        # there is nothing left to do.
+        log.info("chunk_of_finished_batch", batch_id=batch_id, chunk=index, state=state)
         return {}
     with structlog.contextvars.bound_contextvars(
         batch_id=batch_id, seller=spec.seller, chunk=index
@@ -279,6 +286,11 @@ class ChunkRun:
 
     async def _record(self, results: Sequence[ItemResult]) -> None:
         await self.store.record(self.spec.batch_id, results)
+        # A confirmed cancel needs no intent any more: Lazada itself now says "canceled".
+        confirmed = [
+            r.order_item_id for r in results if r.outcome is Outcome.CANCELLED and r.order_item_id
+        ]
+        await self.store.drop_intents(seller=self.spec.seller, item_ids=confirmed)
         for result in results:
             log.info(
                 "item_" + result.outcome.value,

@@ -6,11 +6,14 @@ Key schema (``{b}`` is a batch id, ``{s}`` a seller name), every key under ``laz
   ``c:<outcome>:<code>``, ``items_done``, ``chunks_done``).
 - ``batch:{b}:orders`` list: the order ids, de-duplicated, in file order.
 - ``batch:{b}:sel`` hash: order id -> selection (``*``, or ``i:<item id>`` / ``s:<sku>`` tokens).
-- ``batch:{b}:items`` hash: ``<order id>:<item id>`` -> result record (JSON), written once.
+- ``batch:{b}:items`` hash: ``<order id>:<item id>`` -> result record (a compact JSON array),
+  written once.
+- ``batch:{b}:msg`` hash: message reference -> message text, each distinct text once.
 - ``batch:{b}:done`` set: order ids whose every item has a result.
 - ``batch:{b}:chunks`` set: indexes of the chunks that have finished.
 - ``batches`` sorted set: batch ids by creation time (housekeeping).
-- ``intent:{s}:{item id}`` string: ``<batch id> <epoch>``, set before a cancel is sent.
+- ``intent:{s}:{item id}`` string: ``<batch id> <epoch>``, set before a cancel is sent and
+  dropped once a re-read confirms it.
 
 Other modules keep their own keys under the same prefix: ``rate:`` and ``ban:``
 (lazcancel.ratelimit), ``token:`` (lazcancel.tokens), ``budget:`` (lazcancel.budget),
@@ -22,6 +25,7 @@ Everything of a batch expires after the retention time. This module knows nothin
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -38,7 +42,7 @@ from lazcancel.models import ItemResult, Outcome
 PREFIX = "lazcancel"
 BATCH_INDEX = f"{PREFIX}:batches"
 WHOLE_ORDER = "*"
-BATCH_PARTS = ("orders", "sel", "items", "done", "chunks")
+BATCH_PARTS = ("orders", "sel", "items", "msg", "done", "chunks")
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -68,19 +72,26 @@ redis.call('HINCRBY', KEYS[3], 'duplicates', dup)
 return {new, dup}
 """
 
-# Writes each record once, counting it in the same step; returns how many were new.
+# Writes each record once, counting it in the same step, and keeps each distinct message once
+# in the batch's message hash; returns how many records were new.
 _RECORD = """
 local added = 0
-for i = 1, #ARGV - 1, 4 do
+for i = 1, #ARGV - 1, 6 do
   if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
     added = added + 1
     redis.call('HINCRBY', KEYS[2], 'n:' .. ARGV[i + 2], 1)
     redis.call('HINCRBY', KEYS[2], 'c:' .. ARGV[i + 2] .. ':' .. ARGV[i + 3], 1)
+    if ARGV[i + 4] ~= '' then redis.call('HSETNX', KEYS[3], ARGV[i + 4], ARGV[i + 5]) end
   end
 end
 if added > 0 then
   redis.call('HINCRBY', KEYS[2], 'items_done', added)
   redis.call('HSET', KEYS[2], 'updated_at', ARGV[#ARGV])
+  -- Keys born after the batch was published take the batch's remaining lifetime.
+  local ttl = redis.call('TTL', KEYS[2])
+  for k = 1, 3, 2 do
+    if ttl > 0 and redis.call('TTL', KEYS[k]) == -1 then redis.call('EXPIRE', KEYS[k], ttl) end
+  end
 end
 return added
 """
@@ -358,6 +369,8 @@ class BatchStore:
            and s ~= 'done' and s ~= 'aborted' then
           redis.call('HSET', KEYS[1], 'state', s == 'aborting' and 'aborted' or 'done',
                      'finished_at', ARGV[1])
+          -- Only running chunks need the selections and the done set; results stay.
+          redis.call('DEL', KEYS[3], KEYS[4])
           return 1
         end
         return 0"""
@@ -365,7 +378,15 @@ class BatchStore:
         return bool(
             await self._retrying(
                 lambda: self.redis.eval(
-                    script, 2, key, f"{key}:chunks", utc_now(), str(index), str(self.ttl)
+                    script,
+                    4,
+                    key,
+                    f"{key}:chunks",
+                    f"{key}:sel",
+                    f"{key}:done",
+                    utc_now(),
+                    str(index),
+                    str(self.ttl),
                 ),
                 "chunk",
             )
@@ -392,7 +413,14 @@ class BatchStore:
     async def mark_orders_done(self, batch_id: str, order_ids: Sequence[str]) -> None:
         if order_ids:
             key = f"{batch_key(batch_id)}:done"
-            await self._retrying(lambda: self.redis.sadd(key, *order_ids), "done")
+
+            async def mark() -> None:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.sadd(key, *order_ids)
+                    pipe.expire(key, self.ttl)
+                    await pipe.execute()
+
+            await self._retrying(mark, "done")
 
     async def orders_done(self, batch_id: str, order_ids: Sequence[str]) -> set[str]:
         if not order_ids:
@@ -422,33 +450,72 @@ class BatchStore:
 
     # -- results ---------------------------------------------------------------------------
 
-    async def recorded(self, batch_id: str, keys: Sequence[str]) -> dict[str, ItemResult]:
+    async def recorded(self, batch_id: str, keys: Sequence[str]) -> set[str]:
+        """Which of these ``<order id>:<item id>`` keys already have a result."""
         if not keys:
-            return {}
+            return set()
         key = f"{batch_key(batch_id)}:items"
         raw = await self._retrying(lambda: self.redis.hmget(key, list(keys)), "recorded")
-        return {k: decode_result(v) for k, v in zip(keys, raw, strict=True) if v is not None}
+        return {k for k, v in zip(keys, raw, strict=True) if v is not None}
 
     async def record(self, batch_id: str, results: Iterable[ItemResult]) -> int:
         """Write each result once (a rerun never overwrites); returns how many were new."""
-        now = utc_now()
+        now = time.time()
         args: list[str] = []
         for result in results:
-            stamped = result if result.updated_at else _stamp(result, now)
-            args += [stamped.key, encode_result(stamped), stamped.outcome.value, stamped.code or ""]
+            ref = message_ref(result.message)
+            record = encode_result(result, message_ref=ref, now=now)
+            code = result.code or ""
+            args += [result.key, record, result.outcome.value, code, ref, result.message or ""]
         if not args:
             return 0
         base = batch_key(batch_id)
-        keys = [f"{base}:items", base]
-        args.append(now)
+        keys = [f"{base}:items", base, f"{base}:msg"]
+        args.append(utc_now())
         added = await self._retrying(lambda: self._record(keys=keys, args=args), "record")
         return int(added)
+
+    async def result(self, batch_id: str, key: str) -> ItemResult | None:
+        found = [r async for r in self._decoded(batch_id, [(key, None)])]
+        return found[0] if found else None
 
     async def iter_results(self, batch_id: str, count: int = 500) -> AsyncIterator[ItemResult]:
         """Every recorded result, streamed with HSCAN so memory stays bounded."""
         key = f"{batch_key(batch_id)}:items"
-        async for _field, value in self.redis.hscan_iter(key, count=count):
-            yield decode_result(value)
+        page: list[tuple[str, str | None]] = []
+        async for field, value in self.redis.hscan_iter(key, count=count):
+            page.append((field, value))
+            if len(page) >= count:
+                async for result in self._decoded(batch_id, page):
+                    yield result
+                page = []
+        async for result in self._decoded(batch_id, page):
+            yield result
+
+    async def _decoded(
+        self, batch_id: str, page: Sequence[tuple[str, str | None]]
+    ) -> AsyncIterator[ItemResult]:
+        """Results of a page of (field, record), fetching records not given and their messages."""
+        base = batch_key(batch_id)
+        missing = [field for field, value in page if value is None]
+        fetched = (
+            dict(zip(missing, await self.redis.hmget(f"{base}:items", missing), strict=True))
+            if missing
+            else {}
+        )
+        records: list[tuple[str, str]] = []
+        for field, value in page:
+            found = value if value is not None else fetched.get(field)
+            if found is not None:
+                records.append((field, found))
+        refs = sorted({ref for _, v in records if (ref := json.loads(v)[2])})
+        texts = (
+            dict(zip(refs, await self.redis.hmget(f"{base}:msg", refs), strict=True))
+            if refs
+            else {}
+        )
+        for field, value in records:
+            yield decode_result(field, value, texts)
 
     # -- cancel intents --------------------------------------------------------------------
 
@@ -471,6 +538,11 @@ class BatchStore:
         }
         return claimed, holders
 
+    async def drop_intents(self, *, seller: str, item_ids: Sequence[str]) -> None:
+        if item_ids:
+            keys = [intent_key(seller, i) for i in item_ids]
+            await self._retrying(lambda: self.redis.delete(*keys), "intents")
+
     async def intent_owners(self, *, seller: str, item_ids: Sequence[str]) -> dict[str, str]:
         if not item_ids:
             return {}
@@ -479,18 +551,56 @@ class BatchStore:
         return {i: v.split(" ")[0] for i, v in zip(item_ids, raw, strict=True) if v}
 
 
-def _stamp(result: ItemResult, now: str) -> ItemResult:
-    return ItemResult(**{**asdict(result), "updated_at": now})
+_OUTCOME_CODES = {
+    Outcome.CANCELLED: "c",
+    Outcome.WOULD_CANCEL: "w",
+    Outcome.SKIPPED: "s",
+    Outcome.FAILED: "f",
+}
+_OUTCOMES = {v: k for k, v in _OUTCOME_CODES.items()}
 
 
-def encode_result(result: ItemResult) -> str:
-    values: dict[str, Any] = {k: v for k, v in asdict(result).items() if v not in (None, "")}
-    values["outcome"] = result.outcome.value
-    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+def message_ref(message: str | None) -> str:
+    """A short name for a message text; the same text (thousands of identical Lazada tips)
+    is stored once per batch."""
+    if not message:
+        return ""
+    return hashlib.blake2b(message.encode(), digest_size=6).hexdigest()
 
 
-def decode_result(raw: str) -> ItemResult:
-    values = json.loads(raw)
-    values["outcome"] = Outcome(values["outcome"])
-    values.setdefault("order_item_id", None)
-    return ItemResult(**values)
+def encode_result(result: ItemResult, *, message_ref: str, now: float) -> str:
+    """A compact record: the ids are in the hash field, the message in the message hash.
+
+    ``[outcome, code, message ref, status, sku, request id, attempts, updated epoch]``
+    """
+    return json.dumps(
+        [
+            _OUTCOME_CODES[result.outcome],
+            result.code or "",
+            message_ref,
+            result.status or "",
+            result.sku or "",
+            result.request_id or "",
+            result.attempts,
+            int(now),
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode_result(field: str, raw: str, messages: dict[str, str | None]) -> ItemResult:
+    outcome, code, ref, status, sku, request_id, attempts, updated = json.loads(raw)
+    order_id, _, item_id = field.partition(":")
+    return ItemResult(
+        order_id=order_id,
+        order_item_id=item_id or None,
+        outcome=_OUTCOMES[outcome],
+        code=code or None,
+        message=messages.get(ref) if ref else None,
+        sku=sku or None,
+        status=status or None,
+        request_id=request_id or None,
+        attempts=attempts,
+        updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(updated)),
+    )

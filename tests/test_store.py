@@ -51,9 +51,9 @@ async def test_results_are_written_once_with_their_counters(store: BatchStore) -
     assert await store.record("b2", [first]) == 1
     assert await store.record("b2", [again, other]) == 1
 
-    kept = await store.recorded("b2", ["1:11", "1:12", "1:13"])
-    assert kept["1:11"].outcome is Outcome.CANCELLED
-    assert set(kept) == {"1:11", "1:12"}
+    assert await store.recorded("b2", ["1:11", "1:12", "1:13"]) == {"1:11", "1:12"}
+    kept = await store.result("b2", "1:11")
+    assert kept is not None and kept.outcome is Outcome.CANCELLED
     status = await store.status("b2")
     assert status is not None
     assert status.counts == {"cancelled": 1, "would_cancel": 0, "skipped": 1, "failed": 0}
@@ -97,3 +97,56 @@ async def test_abort_only_moves_a_live_batch(store: BatchStore) -> None:
     assert await store.chunk_finished("b4", 0) is True
     assert await store.state("b4") == "aborted"
     assert await store.abort("b4") is False
+
+
+async def test_records_are_compact_and_messages_kept_once(store: BatchStore) -> None:
+    await store.create_batch(BatchSpec(batch_id="b5", seller="default"))
+    await store.publish("b5", chunks=1, rows_rejected=0)
+    tip = "The order has been cancelled and SKU stock may have been set to 0."
+    results = [
+        ItemResult(
+            order_id="100",
+            order_item_id=f"10{n}",
+            outcome=Outcome.CANCELLED,
+            message=tip,
+            status="pending",
+            sku="SKU-1",
+            request_id=f"req{n}",
+            attempts=1,
+        )
+        for n in range(3)
+    ] + [ItemResult(order_id="200", order_item_id=None, outcome=Outcome.FAILED, code="16")]
+    assert await store.record("b5", results) == 4
+
+    redis = store.redis
+    assert await redis.hlen("lazcancel:batch:b5:msg") == 1
+    raw = await redis.hget("lazcancel:batch:b5:items", "100:101")
+    assert tip not in raw and len(raw) < 80
+    for part in ("items", "msg"):
+        assert await redis.ttl(f"lazcancel:batch:b5:{part}") > 0
+
+    back = {r.key: r async for r in store.iter_results("b5", count=2)}
+    assert back["100:101"] == ItemResult(
+        order_id="100",
+        order_item_id="101",
+        outcome=Outcome.CANCELLED,
+        message=tip,
+        status="pending",
+        sku="SKU-1",
+        request_id="req1",
+        attempts=1,
+        updated_at=back["100:101"].updated_at,
+    )
+    assert back["200:"].order_item_id is None and back["200:"].code == "16"
+    assert back["200:"].updated_at.endswith("Z")
+
+
+async def test_finishing_drops_what_only_running_chunks_need(store: BatchStore) -> None:
+    await store.create_batch(BatchSpec(batch_id="b6", seller="default"))
+    await store.stage("b6", [("100", "*")])
+    await store.publish("b6", chunks=1, rows_rejected=0)
+    await store.mark_orders_done("b6", ["100"])
+    assert await store.redis.ttl("lazcancel:batch:b6:done") > 0
+    assert await store.chunk_finished("b6", 0) is True
+    assert await store.redis.exists("lazcancel:batch:b6:sel", "lazcancel:batch:b6:done") == 0
+    assert await store.redis.exists("lazcancel:batch:b6:orders") == 1
