@@ -186,8 +186,10 @@ class ChunkRun:
     async def run(self) -> ChunkTally:
         batch_id = self.spec.batch_id
         await self.store.mark_running(batch_id)
+        if await self.store.chunk_is_finished(batch_id, self.index):
+            return self.tally
         orders = await self.store.chunk_orders(batch_id, self.index, CHUNK_SIZE)
-        done = await self.store.orders_done(batch_id, [o for o, _ in orders])
+        done = await self.store.orders_done(batch_id, self.index, [o for o, _ in orders])
         todo = [(o, sel) for o, sel in orders if o not in done]
         self.tally.orders = len(todo)
         if not todo or await self._stopped([o for o, _ in todo]):
@@ -211,7 +213,9 @@ class ChunkRun:
         if failures:
             raise failures[0]
         left = set(self.left)
-        await self.store.mark_orders_done(batch_id, [o for o, _ in todo if o not in left])
+        await self.store.mark_orders_done(
+            batch_id, self.index, [o for o, _ in todo if o not in left]
+        )
         if left:
             raise ChunkStopped(len(left))
         return self.tally
@@ -221,10 +225,10 @@ class ChunkRun:
         orders = [
             o for o, _ in await self.store.chunk_orders(self.spec.batch_id, self.index, CHUNK_SIZE)
         ]
-        done = await self.store.orders_done(self.spec.batch_id, orders)
+        done = await self.store.orders_done(self.spec.batch_id, self.index, orders)
         left = [o for o in orders if o not in done]
         await self._record([_order_row(o, Outcome.FAILED, code, message) for o in left])
-        await self.store.mark_orders_done(self.spec.batch_id, left)
+        await self.store.mark_orders_done(self.spec.batch_id, self.index, left)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -243,7 +247,7 @@ class ChunkRun:
             await self._record(rows)
         else:
             return False
-        await self.store.mark_orders_done(self.spec.batch_id, list(order_ids))
+        await self.store.mark_orders_done(self.spec.batch_id, self.index, list(order_ids))
         return True
 
     async def _halt(self, exc: LazadaError) -> None:
@@ -282,7 +286,7 @@ class ChunkRun:
             for o in order_ids
         ]
         await self._record(rows)
-        await self.store.mark_orders_done(self.spec.batch_id, list(order_ids))
+        await self.store.mark_orders_done(self.spec.batch_id, self.index, list(order_ids))
 
     async def _record(self, results: Sequence[ItemResult]) -> None:
         await self.store.record(self.spec.batch_id, results)

@@ -5,11 +5,13 @@ Key schema (``{b}`` is a batch id, ``{s}`` a seller name), every key under ``laz
 - ``batch:{b}`` hash: the batch's settings, state and counters (``n:<outcome>``,
   ``c:<outcome>:<code>``, ``items_done``, ``chunks_done``).
 - ``batch:{b}:orders`` list: the order ids, de-duplicated, in file order.
-- ``batch:{b}:sel`` hash: order id -> selection (``*``, or ``i:<item id>`` / ``s:<sku>`` tokens).
+- ``batch:{b}:sel`` hash: order id -> selection (``i:<item id>`` / ``s:<sku>`` tokens); an
+  order without an entry is a whole order. Whole orders are kept as ``*`` while staging only.
 - ``batch:{b}:items`` hash: ``<order id>:<item id>`` -> result record (a compact JSON array),
   written once.
 - ``batch:{b}:msg`` hash: message reference -> message text, each distinct text once.
-- ``batch:{b}:done`` set: order ids whose every item has a result.
+- ``batch:{b}:done:{chunk}`` set: order ids of an unfinished chunk whose items all have a
+  result (a chunk stopped half-way resumes with the rest).
 - ``batch:{b}:chunks`` set: indexes of the chunks that have finished.
 - ``batches`` sorted set: batch ids by creation time (housekeeping).
 - ``intent:{s}:{item id}`` string: ``<batch id> <epoch>``, set before a cancel is sent and
@@ -42,7 +44,7 @@ from lazcancel.models import ItemResult, Outcome
 PREFIX = "lazcancel"
 BATCH_INDEX = f"{PREFIX}:batches"
 WHOLE_ORDER = "*"
-BATCH_PARTS = ("orders", "sel", "items", "msg", "done", "chunks")
+BATCH_PARTS = ("orders", "sel", "items", "msg", "chunks")
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -139,6 +141,10 @@ async def ride_out_outage(
 
 def batch_key(batch_id: str) -> str:
     return f"{PREFIX}:batch:{batch_id}"
+
+
+def done_key(batch_id: str, index: int) -> str:
+    return f"{batch_key(batch_id)}:done:{index}"
 
 
 def intent_key(seller: str, order_item_id: str) -> str:
@@ -279,6 +285,7 @@ class BatchStore:
     async def publish(self, batch_id: str, *, chunks: int, rows_rejected: int) -> None:
         """Make a staged batch visible as queued; every key gets the retention TTL."""
         base = batch_key(batch_id)
+        await self._prune_whole_orders(f"{base}:sel")
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 base,
@@ -293,6 +300,19 @@ class BatchStore:
             for key in (base, *(f"{base}:{part}" for part in BATCH_PARTS)):
                 pipe.expire(key, self.ttl)
             await pipe.execute()
+
+    async def _prune_whole_orders(self, key: str, page: int = 2000) -> None:
+        """Drop the ``*`` entries that staging used to merge duplicates: most orders are whole,
+        and an order without an entry reads as whole."""
+        whole: list[str] = []
+        async for order, selection in self.redis.hscan_iter(key, count=page):
+            if selection == WHOLE_ORDER:
+                whole.append(order)
+            if len(whole) >= page:
+                await self.redis.hdel(key, *whole)
+                whole = []
+        if whole:
+            await self.redis.hdel(key, *whole)
 
     async def finish_empty(self, batch_id: str) -> None:
         await self.redis.hset(
@@ -362,6 +382,8 @@ class BatchStore:
         script = """
         redis.call('SADD', KEYS[2], ARGV[2])
         redis.call('EXPIRE', KEYS[2], ARGV[3])
+        -- A finished chunk is known by its index; its orders need no done marks any more.
+        redis.call('DEL', KEYS[4])
         local done = redis.call('SCARD', KEYS[2])
         redis.call('HSET', KEYS[1], 'chunks_done', done)
         local s = redis.call('HGET', KEYS[1], 'state')
@@ -369,8 +391,8 @@ class BatchStore:
            and s ~= 'done' and s ~= 'aborted' then
           redis.call('HSET', KEYS[1], 'state', s == 'aborting' and 'aborted' or 'done',
                      'finished_at', ARGV[1])
-          -- Only running chunks need the selections and the done set; results stay.
-          redis.call('DEL', KEYS[3], KEYS[4])
+          -- Only running chunks need the selections; results stay.
+          redis.call('DEL', KEYS[3])
           return 1
         end
         return 0"""
@@ -383,7 +405,7 @@ class BatchStore:
                     key,
                     f"{key}:chunks",
                     f"{key}:sel",
-                    f"{key}:done",
+                    done_key(batch_id, index),
                     utc_now(),
                     str(index),
                     str(self.ttl),
@@ -410,9 +432,9 @@ class BatchStore:
 
         return await self._retrying(read, "chunk_orders")
 
-    async def mark_orders_done(self, batch_id: str, order_ids: Sequence[str]) -> None:
+    async def mark_orders_done(self, batch_id: str, index: int, order_ids: Sequence[str]) -> None:
         if order_ids:
-            key = f"{batch_key(batch_id)}:done"
+            key = done_key(batch_id, index)
 
             async def mark() -> None:
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -422,12 +444,16 @@ class BatchStore:
 
             await self._retrying(mark, "done")
 
-    async def orders_done(self, batch_id: str, order_ids: Sequence[str]) -> set[str]:
+    async def orders_done(self, batch_id: str, index: int, order_ids: Sequence[str]) -> set[str]:
         if not order_ids:
             return set()
-        key = f"{batch_key(batch_id)}:done"
+        key = done_key(batch_id, index)
         flags = await self._retrying(lambda: self.redis.smismember(key, list(order_ids)), "done")
         return {o for o, flag in zip(order_ids, flags, strict=True) if flag}
+
+    async def chunk_is_finished(self, batch_id: str, index: int) -> bool:
+        key = f"{batch_key(batch_id)}:chunks"
+        return bool(await self._retrying(lambda: self.redis.sismember(key, str(index)), "chunk"))
 
     async def control(self, batch_id: str) -> tuple[str | None, str | None]:
         """The batch's state and halt reason, read before each order."""

@@ -145,8 +145,11 @@ async def test_finishing_drops_what_only_running_chunks_need(store: BatchStore) 
     await store.create_batch(BatchSpec(batch_id="b6", seller="default"))
     await store.stage("b6", [("100", "*")])
     await store.publish("b6", chunks=1, rows_rejected=0)
-    await store.mark_orders_done("b6", ["100"])
-    assert await store.redis.ttl("lazcancel:batch:b6:done") > 0
+    await store.mark_orders_done("b6", 0, ["100"])
+    assert await store.orders_done("b6", 0, ["100", "200"]) == {"100"}
+    assert await store.redis.ttl("lazcancel:batch:b6:done:0") > 0
+    assert await store.chunk_is_finished("b6", 0) is False
     assert await store.chunk_finished("b6", 0) is True
-    assert await store.redis.exists("lazcancel:batch:b6:sel", "lazcancel:batch:b6:done") == 0
+    assert await store.chunk_is_finished("b6", 0) is True
+    assert await store.redis.exists("lazcancel:batch:b6:sel", "lazcancel:batch:b6:done:0") == 0
     assert await store.redis.exists("lazcancel:batch:b6:orders") == 1

@@ -31,7 +31,9 @@ DAY = 86400
 async def make_batch(store: BatchStore, batch_id: str, *, age_days: float) -> None:
     """A published batch created ``age_days`` ago, with rows in every part."""
     await store.create_batch(BatchSpec(batch_id=batch_id, seller="default"))
-    await store.stage(batch_id, [("662834005291234", "*")])
+    await store.stage(
+        batch_id, [("662834005291234", "*"), ("662834005291235", "i:662834005391235")]
+    )
     await store.publish(batch_id, chunks=1, rows_rejected=0)
     await store.redis.zadd(BATCH_INDEX, {batch_id: time.time() - age_days * DAY})
 
