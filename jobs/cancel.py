@@ -35,6 +35,7 @@ CHUNK_SIZE = 50  # GetMultipleOrderItems takes at most 50 order ids per call.
 # Store calls already ride out a Redis restart; what still fails is retried soon.
 CHUNK_RETRY_DELAY = 1.0
 FINISHED = frozenset({"done", "aborted"})
+CONTROL_REFRESH = 0.5
 
 log = structlog.get_logger(__name__)
 
@@ -182,6 +183,8 @@ class ChunkRun:
         self.read_error: LazadaError | None = None
         self.left: list[str] = []
         self._gateway_time: asyncio.Future[float | None] | None = None
+        self._control_value: tuple[str | None, str | None] | None = None
+        self._control_at = 0.0
 
     async def run(self) -> ChunkTally:
         batch_id = self.spec.batch_id
@@ -232,9 +235,21 @@ class ChunkRun:
 
     # -- control -----------------------------------------------------------------------------
 
+    async def _control(self) -> tuple[str | None, str | None]:
+        """The batch's state and halt reason, read at most every CONTROL_REFRESH seconds.
+
+        Fifty orders check before each step; an abort or another worker's halt is seen within
+        that time, this chunk's own halt at once.
+        """
+        now = time.monotonic()
+        if self._control_value is None or now - self._control_at >= CONTROL_REFRESH:
+            self._control_value = await self.store.control(self.spec.batch_id)
+            self._control_at = now
+        return self._control_value
+
     async def _stopped(self, order_ids: Sequence[str]) -> bool:
         """Record order-level rows and return True when the batch is aborting or halted."""
-        state, halted = await self.store.control(self.spec.batch_id)
+        state, halted = await self._control()
         if state in {"aborting", "aborted"}:
             await self._record(
                 [_order_row(o, Outcome.SKIPPED, "aborted", "batch aborted") for o in order_ids]
@@ -255,6 +270,7 @@ class ChunkRun:
         if _clock_rejected(exc):
             reason += await self._clocks()
         first = await self.store.halt(self.spec.batch_id, reason)
+        self._control_value = None  # this chunk's own orders must see the halt at once
         if first:
             log.error(
                 "batch_halted",
@@ -376,7 +392,7 @@ class ChunkRun:
         return [i for i in choice.targets if f"{order_id}:{i.order_item_id}" not in recorded]
 
     async def _stopped_items(self, targets: Sequence[OrderItem]) -> bool:
-        state, halted = await self.store.control(self.spec.batch_id)
+        state, halted = await self._control()
         if state in {"aborting", "aborted"}:
             await self._record([skip(i, "aborted", "batch aborted") for i in targets])
             return True
