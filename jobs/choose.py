@@ -55,9 +55,14 @@ def choose_items(
     for missing in sorted(selection.item_ids - by_id.keys()):
         choice.decided.append(_not_in_order(order_id, missing))
 
-    wanted = [item for item in items if _selected(item, selection)]
-    for item in wanted:
-        verdict = _screen(item, skus, cancellable, selection, cancelled_by_batch)
+    for item in items:
+        if not _selected(item, selection):
+            # Items beside the ones a row named are not the user's concern; items beside a
+            # row's SKU are, as with --sku: the order is visibly left alone.
+            if selection.skus:
+                choice.decided.append(_not_file_sku(item))
+            continue
+        verdict = _screen(item, skus, cancellable, cancelled_by_batch)
         if verdict is None:
             choice.targets.append(item)
         else:
@@ -82,7 +87,6 @@ def _screen(
     item: OrderItem,
     skus: Collection[str],
     cancellable: Collection[str],
-    selection: Selection,
     cancelled_by_batch: Collection[str],
 ) -> ItemResult | None:
     status = item.status.strip().lower()
@@ -98,7 +102,8 @@ def _screen(
                 message="cancel confirmed when the batch resumed",
             )
         return skip(item, "already_canceled", "the item was already canceled")
-    if skus and item.sku not in skus and item.order_item_id not in selection.item_ids:
+    # --sku applies to every row, a row naming an item id included.
+    if skus and item.sku not in skus:
         return skip(item, "sku_not_selected", f"seller SKU {item.sku!r} is not in --sku")
     if status not in cancellable:
         return skip(item, "status_not_cancellable", f"status {item.status!r} cannot be cancelled")
@@ -157,6 +162,10 @@ def package_groups(items: Sequence[OrderItem]) -> list[list[OrderItem]]:
         key = f"package:{item.package_id}" if packed else f"item:{item.order_item_id}"
         groups.setdefault(key, []).append(item)
     return list(groups.values())
+
+
+def _not_file_sku(item: OrderItem) -> ItemResult:
+    return skip(item, "sku_not_selected", f"seller SKU {item.sku!r} is not the SKU the file named")
 
 
 def _not_in_order(order_id: str, order_item_id: str) -> ItemResult:

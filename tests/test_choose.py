@@ -114,3 +114,17 @@ def test_pick_reason_by_id_or_name_never_guessing() -> None:
     assert pick_reason(options, "10000021") is None
     assert pick_reason(options, "Wrong Price or Pricing Error") is None
     assert pick_reason([], "Out of Stock") is None
+
+
+def test_sku_option_applies_to_rows_naming_an_item() -> None:
+    items = [it("10", sku="RED"), it("11", sku="BLUE")]
+    targets, decided = choose(items, Selection.parse("i:11"), skus=("RED",))
+    assert targets == []
+    assert decided == {"11": "sku_not_selected"}
+
+
+def test_file_sku_matching_no_item_still_records_the_order() -> None:
+    items = [it("10", sku="RED"), it("11", sku="BLUE")]
+    targets, decided = choose(items, Selection.parse("s:GREEN"))
+    assert targets == []
+    assert decided == {"10": "sku_not_selected", "11": "sku_not_selected"}
