@@ -6,12 +6,14 @@ beyond reading that one file. Every tunable number has its default here.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from lazcancel.errors import SettingsError
 
@@ -32,6 +34,7 @@ DEFAULT_CANCELLABLE = frozenset(
     {"pending", "repacked", "packed", "ready_to_ship_pending", "ready_to_ship"}
 )
 DEFAULT_SELLER = "default"
+T = TypeVar("T", int, float)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,31 +122,53 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     retry = _table(doc, "retry")
     results = _table(doc, "results")
     worker = _table(doc, "worker")
+    _known_keys(doc, TOP_LEVEL_KEYS, "the top level")
+    for table, keys in TABLE_KEYS.items():
+        _known_keys(_table(doc, table), keys, f"[{table}]")
     rate = _number(env.get("LAZCANCEL_RATE_LIMIT"), "LAZCANCEL_RATE_LIMIT")
-    if rate is None:
-        rate = _get(limits, "limits.rate", float, 10.0)
-    if rate <= 0:
-        raise SettingsError(f"LAZCANCEL_RATE_LIMIT must be a positive number, got {rate}")
-
-    per_api = {str(k): float(v) for k, v in _table(limits, "per_api").items()}
+    rate = (
+        _rate(rate, "LAZCANCEL_RATE_LIMIT")
+        if rate is not None
+        else _rate(_get(limits, "limits.rate", float, 10.0), "[limits] rate")
+    )
+    per_api = {
+        str(k): _rate(_as_float(v, f"[limits.per_api] {k!r}"), f"[limits.per_api] {k!r}")
+        for k, v in _table(limits, "per_api").items()
+    }
     statuses = _get(doc, "cancellable_statuses", list, sorted(DEFAULT_CANCELLABLE))
     return Settings(
         redis_url=env.get("REDIS_URL") or _get(doc, "redis_url", str, None),
         sellers=_sellers(env, doc),
         rate_limit=rate,
         rate_limit_per_api=per_api,
-        concurrency=_get(limits, "limits.concurrency", int, 16),
+        concurrency=_at_least(_get(limits, "limits.concurrency", int, 16), 1, "limits.concurrency"),
         cancellable_statuses=frozenset(str(s).strip().lower() for s in statuses),
-        connect_timeout=_get(http, "http.connect_timeout", float, 5.0),
-        read_timeout=_get(http, "http.read_timeout", float, 30.0),
-        connection_limit=_get(http, "http.connection_limit", int, 50),
-        retry_attempts=_get(retry, "retry.attempts", int, 6),
-        retry_backoff_base=_get(retry, "retry.backoff_base", float, 0.25),
-        retry_backoff_cap=_get(retry, "retry.backoff_cap", float, 20.0),
-        confirm_delay=_get(retry, "retry.confirm_delay", float, 0.0),
-        result_ttl_seconds=int(_get(results, "results.ttl_days", float, 30.0) * 86400),
-        max_batch_orders=_get(doc, "max_batch_orders", int, 200_000),
-        confirm_threshold=_get(doc, "confirm_threshold", int, None),
+        connect_timeout=_positive(
+            _get(http, "http.connect_timeout", float, 5.0), "http.connect_timeout"
+        ),
+        read_timeout=_positive(_get(http, "http.read_timeout", float, 30.0), "http.read_timeout"),
+        connection_limit=_at_least(
+            _get(http, "http.connection_limit", int, 50), 1, "http.connection_limit"
+        ),
+        retry_attempts=_at_least(_get(retry, "retry.attempts", int, 6), 1, "retry.attempts"),
+        retry_backoff_base=_at_least(
+            _get(retry, "retry.backoff_base", float, 0.25), 0, "retry.backoff_base"
+        ),
+        retry_backoff_cap=_at_least(
+            _get(retry, "retry.backoff_cap", float, 20.0), 0, "retry.backoff_cap"
+        ),
+        confirm_delay=_at_least(
+            _get(retry, "retry.confirm_delay", float, 0.0), 0, "retry.confirm_delay"
+        ),
+        result_ttl_seconds=int(
+            _positive(_get(results, "results.ttl_days", float, 30.0), "results.ttl_days") * 86400
+        ),
+        max_batch_orders=_at_least(
+            _get(doc, "max_batch_orders", int, 200_000), 1, "max_batch_orders"
+        ),
+        confirm_threshold=_optional_at_least(
+            _get(doc, "confirm_threshold", int, None), 0, "confirm_threshold"
+        ),
         sweeps=tuple(
             _sweep(i, raw, Path(config_path).parent if config_path else None)
             for i, raw in enumerate(_get(doc, "sweeps", list, []))
@@ -155,10 +180,68 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "redis_url", "cancellable_statuses", "max_batch_orders", "confirm_threshold",
+        "app", "limits", "http", "retry", "results", "worker", "sellers", "sweeps",
+    }
+)  # fmt: skip
+TABLE_KEYS = {
+    "app": frozenset({"key", "secret"}),
+    "limits": frozenset({"rate", "concurrency", "per_api"}),
+    "http": frozenset({"connect_timeout", "read_timeout", "connection_limit"}),
+    "retry": frozenset({"attempts", "backoff_base", "backoff_cap", "confirm_delay"}),
+    "results": frozenset({"ttl_days"}),
+    "worker": frozenset({"heartbeat_seconds", "max_tries"}),
+}
+SELLER_KEYS = frozenset(
+    {
+        "region", "api_url", "auth_url", "app_key", "app_secret", "access_token",
+        "refresh_token", "utc_offset_hours", "daily_budget",
+    }
+)  # fmt: skip
+# One call in 100 s at the slowest: a slower pace is a typo, and would hold Redis keys for years.
+MIN_RATE, MAX_RATE = 0.01, 100_000.0
+
+
+def _known_keys(table: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise SettingsError(
+            f"LAZCANCEL_CONFIG: unknown key(s) {', '.join(unknown)} in {where}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+
+
+def _rate(value: float, name: str) -> float:
+    if not (math.isfinite(value) and MIN_RATE <= value <= MAX_RATE):
+        raise SettingsError(
+            f"{name} must be a number of calls per second from {MIN_RATE} to {MAX_RATE:g}, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _as_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
 def _positive(value: float, name: str) -> float:
-    if not value > 0:
+    if not (math.isfinite(value) and value > 0):
         raise SettingsError(f"{name} must be a positive number, got {value!r}")
     return value
+
+
+def _at_least(value: T, least: float, name: str) -> T:
+    if not (math.isfinite(value) and value >= least):
+        raise SettingsError(f"{name} must be at least {least}, got {value!r}")
+    return value
+
+
+def _optional_at_least(value: int | None, least: int, name: str) -> int | None:
+    return None if value is None else _at_least(value, least, name)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -167,8 +250,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise SettingsError(f"LAZCANCEL_CONFIG names {path}, which does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"LAZCANCEL_CONFIG file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SettingsError(
+            f"LAZCANCEL_CONFIG names {path}, which cannot be read: {reason}"
+        ) from None
 
 
 def _sellers(env: Mapping[str, str], doc: dict[str, Any]) -> dict[str, SellerSettings]:
@@ -214,8 +302,12 @@ def _seller(
     fallback_region: str | None,
 ) -> SellerSettings:
     where = f"sellers.{name}"
+    _known_keys(raw, SELLER_KEYS, f"[{where}]")
     region = str(raw.get("region") or fallback_region or "").strip().lower()
     api_url = raw.get("api_url") or fallback_url
+    if api_url:
+        source = f"{where}.api_url" if raw.get("api_url") else "LAZADA_API_URL"
+        _check_url(str(api_url), source)
     if not api_url:
         if region not in GATEWAYS:
             raise SettingsError(
@@ -244,6 +336,14 @@ def _seller(
         utc_offset_hours=int(raw.get("utc_offset_hours", REGION_UTC_OFFSET_HOURS.get(region, 8))),
         daily_budget=int(budget) if budget is not None else None,
     )
+
+
+def _check_url(url: str, source: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SettingsError(
+            f"{source} must be an http(s) URL such as http://127.0.0.1:8765/rest, got {url!r}"
+        )
 
 
 def _auth_url_for(api_url: str) -> str:

@@ -46,7 +46,7 @@ def test_api_url_overrides_the_region_and_authenticates_itself() -> None:
         ({**CREDS}, "LAZADA_REGION"),
         ({**CREDS, "LAZADA_REGION": "uk"}, "'uk'"),
         ({**CREDS, "LAZADA_REGION": "sg", "LAZCANCEL_RATE_LIMIT": "fast"}, "LAZCANCEL_RATE_LIMIT"),
-        ({**CREDS, "LAZADA_REGION": "sg", "LAZCANCEL_RATE_LIMIT": "0"}, "positive"),
+        ({**CREDS, "LAZADA_REGION": "sg", "LAZCANCEL_RATE_LIMIT": "0"}, "calls per second"),
     ],
 )
 def test_missing_or_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None:
@@ -114,3 +114,46 @@ def test_relative_sku_file_is_read_next_to_the_config(tmp_path: Path) -> None:
     [rule] = load_settings(env).sweeps
     assert rule.sku_file == str(tmp_path / "skus.txt")
     assert rule.skus == ("A",)
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ("[limits]\nrate = 0", r"\[limits\] rate must be"),
+        ("[limits]\nrate = 1e-9", r"\[limits\] rate must be"),
+        ('[limits.per_api]\n"/orders/get" = 0', r"\[limits.per_api\] '/orders/get'"),
+        ("[limits]\nconcurrency = 0", r"limits\.concurrency must be at least 1"),
+        ("[retry]\nattempts = 0", r"retry\.attempts must be at least 1"),
+        ("[http]\nread_timeout = 0", r"http\.read_timeout must be a positive"),
+        ("max_batch_orders = -5", "max_batch_orders must be at least 1"),
+        ("[limitz]\nrate = 3", "unknown key.*limitz"),
+        ("[limits]\nrates = 3", r"unknown key.*rates in \[limits\]"),
+        ('[sellers.x]\naccess_token = "t"\napi_url = "ftp://x"', r"sellers\.x\.api_url"),
+        ('[sellers.x]\naccess_token = "t"\ntoken = "t"', r"unknown key.*token in \[sellers\.x\]"),
+    ],
+)
+def test_config_values_that_cannot_work_are_refused(tmp_path: Path, toml: str, named: str) -> None:
+    env = {**CREDS, "LAZADA_REGION": "sg", **write(tmp_path, toml)}
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env)
+
+
+@pytest.mark.parametrize("value", ["1e-9", "nan", "inf", "-1"])
+def test_rate_limit_variable_must_be_a_sane_rate(value: str) -> None:
+    with pytest.raises(SettingsError, match="LAZCANCEL_RATE_LIMIT must be a number of calls"):
+        load_settings({**CREDS, "LAZADA_REGION": "sg", "LAZCANCEL_RATE_LIMIT": value})
+
+
+@pytest.mark.parametrize("url", ["garbage", "ftp://127.0.0.1/rest", "http://"])
+def test_api_url_must_be_http(url: str) -> None:
+    with pytest.raises(SettingsError, match="LAZADA_API_URL must be an http"):
+        load_settings({**CREDS, "LAZADA_API_URL": url})
+
+
+def test_unreadable_config_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_settings({"LAZCANCEL_CONFIG": str(tmp_path)})
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'redis_url = "caf\xe9"\n')
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings({"LAZCANCEL_CONFIG": str(latin)})
