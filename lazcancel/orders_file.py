@@ -455,6 +455,8 @@ def _row(record: _Record, columns: _Columns, label: str) -> OrderRow | RejectedR
     order_id = _clean(_cell(cells, columns.order))
     if not _DIGITS.fullmatch(order_id):
         return _unusable_row(record, order_id, columns, label)
+    if problem := _id_problem(order_id, "order id"):
+        return _reject(record, problem, label)
     if not width and len(cells) > 1 and (problem := _thousands_problem(cells)):
         return _reject(record, problem, label)
     item_id = _clean(_cell(cells, columns.item))
@@ -500,7 +502,9 @@ def _clean(cell: str) -> str:
 def _id_problem(value: str, what: str) -> str | None:
     """Why ``value`` is not a valid id, or None; the value itself is never changed."""
     if _DIGITS.fullmatch(value):
-        return None
+        # Lazada ids never start with 0; such a cell is a typo or a reformatted id, and
+        # dropping the zero would be changing the id.
+        return f"{what} starts with 0, which no Lazada id does" if value[0] == "0" else None
     if not value:
         return f"missing {what}"
     if _SCIENTIFIC.fullmatch(value):

@@ -605,3 +605,11 @@ def test_valid_files_round_trip_exactly(
     assert rows == [
         OrderRow(first + n, order_id, None, expected_sku(n)) for n, order_id in enumerate(order_ids)
     ]
+
+
+def test_ids_starting_with_zero_are_rejected_not_trimmed() -> None:
+    out = read(b"order_id,order_item_id\n0355963963445135,\n355963963445135,0123\n0,\n")
+    assert all(isinstance(r, RejectedRow) for r in out)
+    assert [r.line for r in out] == [2, 3, 4]  # type: ignore[union-attr]
+    assert "order id starts with 0" in out[0].reason  # type: ignore[union-attr]
+    assert "starts with 0" in out[1].reason  # type: ignore[union-attr]
