@@ -27,6 +27,7 @@ from lazcancel.errors import (
     ConfigurationError,
     LazadaError,
     OutcomeUnknownError,
+    SettingsError,
 )
 from lazcancel.models import CancelTip, ItemResult, OrderItem, Outcome, ReasonOption, Verdict
 from lazcancel.store import BatchSpec, BatchStore, Selection
@@ -121,12 +122,30 @@ async def process_chunk(ctx: dict[str, Any], batch_id: str, index: int) -> dict[
     with structlog.contextvars.bound_contextvars(
         batch_id=batch_id, seller=spec.seller, chunk=index
     ):
-        tally = await _run_once(ctx, ChunkRun(deps, spec, index))
+        try:
+            run = ChunkRun(deps, spec, index)
+        except SettingsError as exc:
+            # This worker cannot serve the batch's seller: stop the batch, visibly.
+            await _halt_unrunnable(deps, spec, index, exc)
+            tally = ChunkTally()
+        else:
+            tally = await _run_once(ctx, run)
         last = await deps.store.chunk_finished(batch_id, index)
         log.info("chunk_done", orders=tally.orders, created=tally.created, last=last)
         if last:
             log.info("batch_finished")
     return {"orders": tally.orders, "created": tally.created}
+
+
+async def _halt_unrunnable(deps: FlowDeps, spec: BatchSpec, index: int, exc: Exception) -> None:
+    reason = f"configuration: {exc}"
+    if await deps.store.halt(spec.batch_id, reason):
+        log.error("batch_halted", code="configuration", error=str(exc))
+    orders = [o for o, _ in await deps.store.chunk_orders(spec.batch_id, index, CHUNK_SIZE)]
+    message = f"not attempted: {exc}"
+    await deps.store.record(
+        spec.batch_id, [_order_row(o, Outcome.FAILED, "configuration", message) for o in orders]
+    )
 
 
 async def _run_once(ctx: dict[str, Any], run: ChunkRun) -> ChunkTally:

@@ -270,3 +270,29 @@ async def test_create_answering_tip_error_but_applied_counts_as_cancelled(
 
     assert run.of(O1, "662834005391234").outcome is Outcome.CANCELLED
     assert len(creates(sb)) == 1
+
+
+async def test_seller_unknown_to_the_worker_halts_the_batch(
+    make_sandbox: Any, redis_url: str
+) -> None:
+    import dataclasses
+
+    from tests.flow_helpers import read_batch
+    from worker.runner import process_batch
+
+    sb = await make_sandbox(scenario(order(O1, item("662834005391234"))))
+    settings = settings_for(sb)
+    run = await run_batch(settings, redis_url, rows(O1), process=False)
+    # The worker that takes the batch has no credentials for its seller.
+    await process_batch(
+        settings=dataclasses.replace(settings, sellers={}),
+        redis_url=redis_url,
+        batch_id=run.batch_id,
+    )
+    done = await read_batch(redis_url, run.batch_id)
+
+    assert done.status.state == "done"
+    assert (done.status.halted or "").startswith("configuration: unknown seller 'default'")
+    failed = done.of(O1)
+    assert (failed.outcome, failed.code) == (Outcome.FAILED, "configuration")
+    assert sb.ledger == []
