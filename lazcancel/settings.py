@@ -201,7 +201,7 @@ SELLER_KEYS = frozenset(
     }
 )  # fmt: skip
 # One call in 100 s at the slowest: a slower pace is a typo, and would hold Redis keys for years.
-MIN_RATE, MAX_RATE = 0.01, 100_000.0
+MIN_RATE, MAX_RATE = 0.01, 10_000_000.0
 
 
 def _known_keys(table: Mapping[str, Any], known: frozenset[str], where: str) -> None:
