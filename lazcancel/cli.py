@@ -37,6 +37,7 @@ from lazada_sandbox import SandboxServer, Scenario
 from lazcancel.embedded_redis import RedisServer
 from lazcancel.errors import InputError, SettingsError
 from lazcancel.log import configure_logging
+from lazcancel.models import Outcome
 from lazcancel.orders_file import RejectedRow, read_orders
 from lazcancel.preview import confirm_hook
 from lazcancel.report import (
@@ -61,6 +62,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# What a shell reports for a tool that SIGPIPE ended (``cat big | head -1``): a reader that
+# stopped early is no error to report, yet a truncated export must not pass as complete.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+MAX_PORT = 65535
 
 HOME_ENV = "LAZCANCEL_HOME"
 DEFAULT_HOME = "~/.lazcancel"
@@ -72,6 +77,9 @@ SANDBOX_SEED = 1
 SANDBOX_ORDERS = 200
 SANDBOX_PORT = 8765
 SANDBOX_DIR = "sandbox"
+MAX_LISTED_REJECTED = 1000
+# The skip code of an item whose order does not offer the requested cancel reason.
+REASON_NOT_OFFERED = "reason_not_offered"
 # sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 STATUS_POLL_S = 0.5
@@ -100,10 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader of our output went away (``| head``); stop writing without a trace.
+        # The reader of our output went away (``| head``); stop writing without a trace, and
+        # keep the flush at exit from failing on the closed pipe again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILED
+        return EXIT_BROKEN_PIPE
     except RedisError as exc:
         _say(f"error: Redis: {exc}")
         return EXIT_FAILED
@@ -172,11 +181,16 @@ def _batch_options() -> argparse.ArgumentParser:
     options.add_argument("file", metavar="FILE", help="CSV or text file of order ids; - for stdin")
     options.add_argument(
         "--reason",
+        type=_non_blank,
         default=DEFAULT_REASON,
         help=f"cancel reason name (any case) or id (default: {DEFAULT_REASON!r})",
     )
     options.add_argument(
-        "--sku", action="append", default=[], help="only items of this seller SKU (repeatable)"
+        "--sku",
+        type=_non_blank,
+        action="append",
+        default=[],
+        help="only items of this seller SKU (repeatable)",
     )
     options.add_argument(
         "--dry-run", action="store_true", help="validate with Lazada, cancel nothing"
@@ -209,7 +223,7 @@ def _sandbox_store_option(parser: argparse.ArgumentParser) -> None:
 def _sandbox_options(sandbox: argparse.ArgumentParser) -> None:
     sandbox.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     sandbox.add_argument(
-        "--port", type=int, default=SANDBOX_PORT, help=f"default: {SANDBOX_PORT}; 0 picks one"
+        "--port", type=_port, default=SANDBOX_PORT, help=f"default: {SANDBOX_PORT}; 0 picks one"
     )
     seed = sandbox.add_mutually_exclusive_group()
     seed.add_argument("--scenario", metavar="FILE", help="scenario JSON (see docs/sandbox.md)")
@@ -219,6 +233,22 @@ def _sandbox_options(sandbox: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow a --host that other machines can reach",
     )
+
+
+def _non_blank(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be blank")
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"port must be 0-{MAX_PORT}, not {port}")
+    return port
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -245,6 +275,35 @@ def _out(message: str) -> None:
 
 def lazcancel_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+
+
+def make_home_dir(path: Path) -> None:
+    """Create ``path`` (LAZCANCEL_HOME or a directory in it) unless it exists.
+
+    A SettingsError names LAZCANCEL_HOME when ``path`` cannot be a writable directory.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise _home_error(path, exc.strerror or str(exc)) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise _home_error(path, "not writable")
+
+
+def _home_error(path: Path, problem: str) -> SettingsError:
+    # mkdir says "File exists" or "Not a directory"; the file in the way says more.
+    in_the_way = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        problem = f"{in_the_way} is a file, not a directory"
+    setting = (
+        f"{HOME_ENV}={os.environ[HOME_ENV]}"
+        if os.environ.get(HOME_ENV)
+        else f"{HOME_ENV} (unset, so {DEFAULT_HOME})"
+    )
+    return SettingsError(
+        f"{setting}: cannot use {path} as a directory ({problem}); set {HOME_ENV} to a "
+        "directory you can write"
+    )
 
 
 def _settings(*, sandbox: bool) -> Settings:
@@ -311,7 +370,7 @@ def embedded_redis(home: Path) -> Iterator[str]:
             f"{HOME_ENV} {home} is too long a path for Redis's unix socket; set a shorter "
             f"{HOME_ENV}, or set REDIS_URL"
         )
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_home_dir(home)
     with _locked(home / "redis.lock"):
         started = not server.answering()
         if started:
@@ -369,7 +428,7 @@ async def sandbox_store(home: Path) -> AsyncIterator[str]:
     the sandbox batch's chunks, with the file's real order ids, to the real Lazada.
     """
     sandbox_home = home / SANDBOX_DIR
-    sandbox_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_home_dir(sandbox_home)
     with _exclusive(sandbox_home / "run.lock"), embedded_redis(sandbox_home) as url:
         client = connect_redis(url)
         try:
@@ -428,13 +487,23 @@ async def known_status(store: BatchStore, batch_id: str, redis_url: str) -> Batc
 # -- the sandbox ------------------------------------------------------------------------------
 
 
-def seed_scenario(source: Path, label: str, skus: Sequence[str] = ()) -> Scenario:
-    """A sandbox store holding the file's orders, its named items and its SKUs."""
+def seed_scenario(
+    source: Path,
+    label: str,
+    skus: Sequence[str] = (),
+    *,
+    on_rejected: Callable[[RejectedRow], None] = lambda row: None,
+) -> Scenario:
+    """A sandbox store holding the file's orders, its named items and its SKUs.
+
+    Rejected rows seed nothing; each is passed to ``on_rejected``.
+    """
     order_ids: dict[str, None] = {}
     item_ids: dict[str, dict[str, None]] = {}
     named_skus: dict[str, None] = dict.fromkeys(skus)
     for row in read_orders(source, name=label):
         if isinstance(row, RejectedRow):
+            on_rejected(row)
             continue
         order_ids.setdefault(row.order_id)
         if row.order_item_id:
@@ -570,6 +639,8 @@ def _before_queue(
     async def hook(store: BatchStore, report: StagingReport) -> None:
         if report.rejected_count:
             _report_skipped_rows(report)
+        if not report.orders:
+            raise InputError(f"{spec.source}: no valid rows; nothing was enqueued")
         if not (args.dry_run or args.yes):
             await _preview_gate(settings, redis_url, spec, store, report)
             await _confirm(report, spec)
@@ -599,10 +670,18 @@ async def _preview_gate(
 
 
 def _report_skipped_rows(report: StagingReport) -> None:
-    _say(f"warning: {report.rejected_count} row(s) rejected and left out (--skip-invalid):")
-    for row in report.rejected:
+    _list_rejected(
+        f"warning: {report.rejected_count} row(s) rejected and left out (--skip-invalid):",
+        report.rejected,
+        count=report.rejected_count,
+    )
+
+
+def _list_rejected(header: str, rows: Sequence[RejectedRow], *, count: int) -> None:
+    _say(header)
+    for row in rows:
         _say(f"  {row}")
-    hidden = report.rejected_count - len(report.rejected)
+    hidden = count - len(rows)
     if hidden > 0:
         _say(f"  ... and {hidden} more")
 
@@ -698,6 +777,7 @@ async def _process_and_report(
     else:
         status = interrupts.work.result()
     _report_run(args, submitted.batch_id, status)
+    _warn_if_reason_never_offered(submitted.batch_id, status, sandbox=args.sandbox)
     if interrupts.count:
         _explain_interrupt(submitted.batch_id, status, stopped=stopped, sandbox=args.sandbox)
         return EXIT_INTERRUPTED
@@ -745,10 +825,24 @@ def _report_run(args: argparse.Namespace, batch_id: str, status: BatchStatus) ->
     sys.stdout.flush()
 
 
+def _warn_if_reason_never_offered(batch_id: str, status: BatchStatus, *, sandbox: bool) -> None:
+    """Every item refused for its reason: most likely a mistyped --reason, worth one line."""
+    not_offered = status.codes.get(Outcome.SKIPPED.value, {}).get(REASON_NOT_OFFERED, 0)
+    if not status.items_done or not_offered != status.items_done:
+        return
+    where = " --sandbox" if sandbox else ""
+    _say(
+        f"warning: none of the orders offered the cancel reason {status.spec.reason!r}; "
+        f"check --reason (the messages in `lazcancel results {batch_id}{where}` list the "
+        "reasons each order offered)"
+    )
+
+
 def _explain_interrupt(batch_id: str, status: BatchStatus, *, stopped: bool, sandbox: bool) -> None:
     if not stopped and status.finished:
         again = (
-            ""
+            " A sandbox run starts from a clean store: running the file again with --sandbox"
+            " starts over, it does not continue this batch."
             if sandbox
             else " Running the same file again continues; items already cancelled are then"
             " skipped as already_canceled."
@@ -936,19 +1030,28 @@ def results_output(path: str | None, fmt: str) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     target = Path(path)
+    if target.is_dir():
+        raise InputError(f"--output {path}: is a directory; name a file to write")
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     # A BOM lets spreadsheet programs read the CSV as UTF-8 (Thai and Vietnamese messages).
     encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
     try:
         handle = partial.open("w", encoding=encoding, newline="")
     except OSError as exc:
-        raise InputError(f"--output {path}: {exc.strerror or exc}") from None
+        raise _output_error(path, exc) from None
     try:
         with handle:
             yield handle
-        os.replace(partial, target)
+        try:
+            os.replace(partial, target)
+        except OSError as exc:
+            raise _output_error(path, exc) from None
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _output_error(path: str, exc: OSError) -> InputError:
+    return InputError(f"--output {path}: cannot write it ({exc.strerror or exc})")
 
 
 async def cmd_abort(args: argparse.Namespace) -> int:
@@ -1011,7 +1114,7 @@ def is_loopback(host: str) -> bool:
 
 def _command_scenario(args: argparse.Namespace) -> Scenario:
     if args.orders:
-        return seed_scenario(Path(args.orders), args.orders)
+        return _orders_scenario(args.orders)
     if not args.scenario:
         return Scenario.generate(n_orders=SANDBOX_ORDERS, seed=SANDBOX_SEED)
     try:
@@ -1020,6 +1123,29 @@ def _command_scenario(args: argparse.Namespace) -> Scenario:
         raise InputError(f"--scenario {args.scenario}: {exc.strerror or exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"--scenario {args.scenario}: not a usable scenario: {exc}") from None
+
+
+def _orders_scenario(file: str) -> Scenario:
+    """The sandbox seeded with ``file``'s valid rows; its rejected rows listed as `run` does."""
+    rejected: list[RejectedRow] = []
+    count = 0
+
+    def note(row: RejectedRow) -> None:
+        nonlocal count
+        count += 1
+        if len(rejected) < MAX_LISTED_REJECTED:
+            rejected.append(row)
+
+    scenario = seed_scenario(Path(file), file, on_rejected=note)
+    if count:
+        _list_rejected(
+            f"warning: {count} row(s) of {file} rejected and left out of the sandbox:",
+            rejected,
+            count=count,
+        )
+    if not scenario.orders:
+        raise InputError(f"--orders {file}: no valid rows; nothing to seed the sandbox with")
+    return scenario
 
 
 def _print_sandbox(sandbox: SandboxServer, scenario: Scenario) -> None:

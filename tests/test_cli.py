@@ -335,20 +335,21 @@ def test_sandbox_refuses_a_non_loopback_host(tmp_path: Path) -> None:
 # -- interrupting a run -------------------------------------------------------------------------
 
 
-def test_ctrl_c_aborts_at_an_item_boundary_and_the_store_survives(
-    home: Path, tmp_path: Path
-) -> None:
-    orders = tmp_path / "many.csv"
-    orders.write_text(
-        "\n".join(str(1381129206300000 + n * 100_001) for n in range(400)) + "\n",
+def many_orders(path: Path, count: int = 400) -> Path:
+    path.write_text(
+        "\n".join(str(1381129206300000 + n * 100_001) for n in range(count)) + "\n",
         encoding="utf-8",
     )
-    env = clean_env(LAZCANCEL_HOME=str(home), LAZCANCEL_RATE_LIMIT="40")
+    return path
+
+
+def interrupted_run(*args: str, env: Mapping[str, str], cwd: Path) -> tuple[int, str, str]:
+    """`lazcancel run ARGS` given one Ctrl-C a second into its batch: exit code, stdout, stderr."""
     # A session of its own, so the interrupt reaches the whole group, as Ctrl-C at a terminal.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lazcancel", "run", str(orders), "--sandbox", "--yes"],
-        env=env,
-        cwd=tmp_path,
+        [sys.executable, "-m", "lazcancel", "run", *args],
+        env=dict(env),
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -360,11 +361,38 @@ def test_ctrl_c_aborts_at_an_item_boundary_and_the_store_survives(
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=40)
+    return proc.returncode, out, err
 
-    assert proc.returncode == 130, err
+
+def test_ctrl_c_aborts_at_an_item_boundary_and_the_store_survives(
+    home: Path, tmp_path: Path
+) -> None:
+    orders = many_orders(tmp_path / "many.csv")
+    env = clean_env(LAZCANCEL_HOME=str(home), LAZCANCEL_RATE_LIMIT="40")
+    code, out, err = interrupted_run(str(orders), "--sandbox", "--yes", env=env, cwd=tmp_path)
+
+    assert code == 130, err
     assert "aborting batch" in err and "Traceback" not in err
     assert "state: aborted" in out
     assert re.search(r"skipped\s+│ aborted\s+│\s+\d+", out)
+    assert "recorded as skipped (aborted). A sandbox run starts from a clean store" in err
+    assert "continues" not in err
+
+
+def test_ctrl_c_says_running_the_file_again_continues(
+    redis_url: str, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    orders = many_orders(tmp_path / "many.csv")
+    env = clean_env(REDIS_URL=redis_url, LAZCANCEL_RATE_LIMIT="40", **sandbox_env)
+    code, out, err = interrupted_run(str(orders), "--yes", env=env, cwd=tmp_path)
+
+    assert code == 130, err
+    assert "state: aborted" in out
+    assert (
+        "orders not reached are recorded as skipped (aborted). Running the same file again "
+        "continues; items already cancelled are then skipped as already_canceled."
+    ) in err
+    assert "clean store" not in err
 
 
 def test_worker_stops_cleanly_on_sigterm(redis_url: str, tmp_path: Path) -> None:
