@@ -15,11 +15,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lazcancel.errors import AuthError, LazadaError, TransientError
 from lazcancel.models import TokenSet
+from lazcancel.store import ride_out_outage
 
 PREFIX = "lazcancel:token"
 REFRESH_FAILED_CODE = "IllegalRefreshToken"
@@ -187,15 +186,4 @@ class RedisTokenSource:
         return str(access), str(refresh), failed
 
     async def _redis_op(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``op``, riding out a Redis restart of up to ``outage_seconds``."""
-        deadline = time.monotonic() + self._outage_seconds
-        delay = 0.1
-        while True:
-            try:
-                return await op()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if time.monotonic() >= deadline:
-                    raise
-                log.warning("redis_unavailable", op="token", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await ride_out_outage(op, "token", outage_seconds=self._outage_seconds)
