@@ -201,6 +201,7 @@ class ChunkRun:
         self.tally = ChunkTally()
         self.read_error: LazadaError | None = None
         self.left: list[str] = []
+        self.recorded: set[str] = set()
         self._gateway_time: asyncio.Future[float | None] | None = None
         self._control_value: tuple[str | None, str | None] | None = None
         self._control_at = 0.0
@@ -223,6 +224,13 @@ class ChunkRun:
             await self._fail_orders([o for o, _ in todo], exc)
             return self.tally
 
+        # Items recorded on an earlier run of this chunk keep their result: one read for all.
+        keys = [
+            f"{order_id}:{item.order_item_id}"
+            for order_id, _ in todo
+            for item in items_by_order.get(order_id) or ()
+        ]
+        self.recorded = await self.store.recorded(batch_id, keys)
         ended = await asyncio.gather(
             *(self._order(order_id, sel, items_by_order.get(order_id)) for order_id, sel in todo),
             return_exceptions=True,
@@ -389,8 +397,7 @@ class ChunkRun:
     async def _choose(
         self, order_id: str, selection: Selection, items: list[OrderItem]
     ) -> list[OrderItem]:
-        keys = [f"{order_id}:{i.order_item_id}" for i in items]
-        recorded = await self.store.recorded(self.spec.batch_id, keys)
+        recorded = self.recorded
         fresh = [i for i in items if f"{order_id}:{i.order_item_id}" not in recorded]
         canceled = [i.order_item_id for i in fresh if i.status.strip().lower() == CANCELED]
         owners = await self.store.intent_owners(seller=self.spec.seller, item_ids=canceled)
