@@ -4,21 +4,16 @@ twice."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from email.utils import formatdate
 from typing import Any
 
-import aiohttp
 import structlog
-from aiohttp import web
-from yarl import URL
 
 from lazada_sandbox import SandboxServer, Scenario
 from lazcancel.models import ItemResult, Outcome
@@ -143,41 +138,6 @@ async def test_create_applied_after_the_client_gave_up_is_found_not_failed(
     assert len(creates(sb)) == 3
     assert run.of(O1, I1).outcome is Outcome.CANCELLED
     assert_agrees_with_sandbox(sb, run.results, [O1])
-
-
-@contextlib.asynccontextmanager
-async def gateway_clock_shown(
-    sb: SandboxServer, sent: list[str] | None = None
-) -> AsyncIterator[str]:
-    """The sandbox behind a loopback relay whose HTTP Date header tells the sandbox's clock,
-    as a real gateway's tells its own; yields the relay's API URL. ``sent`` collects the raw
-    query string of every request."""
-    async with aiohttp.ClientSession() as session:
-
-        async def relay(request: web.Request) -> web.Response:
-            if sent is not None:
-                sent.append(request.query_string)
-            target = URL(f"http://{sb.host}:{sb.port}{request.raw_path}", encoded=True)
-            headers = {"Content-Type": request.headers.get("Content-Type", "text/plain")}
-            body = await request.read()
-            async with session.request(request.method, target, data=body, headers=headers) as up:
-                answer = await up.read()
-                kind = up.headers.get("Content-Type", "application/json")
-                status = up.status
-            date = formatdate(sb.clock.now(), usegmt=True)
-            return web.Response(
-                body=answer, status=status, headers={"Content-Type": kind, "Date": date}
-            )
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", relay)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            yield f"http://127.0.0.1:{runner.addresses[0][1]}/rest"
-        finally:
-            await runner.cleanup()
 
 
 async def test_clock_skew_halts_the_batch_once_naming_both_clocks(

@@ -8,24 +8,56 @@ signature, so signatures can be looked for too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 import structlog
+from aiohttp import web
+from yarl import URL
 
-from lazada_sandbox import Scenario
+from lazada_sandbox import SandboxServer, Scenario
 from lazcancel.log import configure_logging
 from lazcancel.settings import SellerSettings, Settings
 from lazcancel.tokens import token_key
 from tests.flow_helpers import creates, item, order, read_batch
-from tests.test_faults import gateway_clock_shown
 from tests.test_tokens import submit, when
 from worker.runner import process_batch
+
+
+@contextlib.asynccontextmanager
+async def recording_relay(sb: SandboxServer, sent: list[str]) -> AsyncIterator[str]:
+    """The sandbox behind a loopback relay that collects the raw query string of every request
+    in ``sent``; yields the relay's API URL."""
+    async with aiohttp.ClientSession() as session:
+
+        async def relay(request: web.Request) -> web.Response:
+            sent.append(request.query_string)
+            target = URL(f"http://{sb.host}:{sb.port}{request.raw_path}", encoded=True)
+            headers = {"Content-Type": request.headers.get("Content-Type", "text/plain")}
+            body = await request.read()
+            async with session.request(request.method, target, data=body, headers=headers) as up:
+                answer = await up.read()
+                kind = up.headers.get("Content-Type", "application/json")
+                status = up.status
+            return web.Response(body=answer, status=status, headers={"Content-Type": kind})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", relay)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            yield f"http://127.0.0.1:{runner.addresses[0][1]}/rest"
+        finally:
+            await runner.cleanup()
+
 
 APP_SECRET = "app-secret-Qw8zX1vB7nM3kL5pR9tY"
 ACCESS = "access-token-Hj4Dk8Sl2Fq6Gz0Wx3Cv"
@@ -98,7 +130,7 @@ async def test_no_secret_or_buyer_data_in_logs_results_redis_or_errors(
         )
     )
     sent: list[str] = []
-    async with gateway_clock_shown(sb, sent) as url:
+    async with recording_relay(sb, sent) as url:
         seller = SellerSettings(
             name="default",
             app_key="100001",
